@@ -1,0 +1,3 @@
+//! The `switchyard` command.
+#![forbid(unsafe_code)]
+fn main() {}

@@ -1,0 +1,267 @@
+//! Routing: which sites are in rotation for each service, the DNS answers derived from it, and
+//! the safety rules every change must pass.
+//!
+//! The same check runs when a change is proposed and again when it is applied (pair assertions),
+//! so a change that was safe when planned but no longer is (a site was lost meanwhile) is refused.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ClusterConfig, FailMode, RecordType};
+use crate::id::{ServiceId, SiteId, ZoneName};
+
+/// For each service, the sites in rotation and their weights.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Routing {
+    pub services: BTreeMap<ServiceId, BTreeMap<SiteId, u32>>,
+}
+
+/// A routing change, resolved to concrete sites.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoutingChange {
+    AwayFrom {
+        services: Vec<ServiceId>,
+        site: SiteId,
+    },
+    Restore {
+        services: Vec<ServiceId>,
+        site: SiteId,
+    },
+    To {
+        services: Vec<ServiceId>,
+        sites: Vec<SiteId>,
+    },
+}
+
+/// Why a routing change was refused. Each names the rule that refused it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum SafetyViolation {
+    #[error(
+        "rule min_sites_in_rotation: service `{service}` would be left in {remaining} site(s), fewer than {min}"
+    )]
+    TooFewSites {
+        service: ServiceId,
+        remaining: usize,
+        min: u32,
+    },
+    #[error(
+        "rule never_route_to_lost_site: service `{service}` would be routed to lost site `{site}`"
+    )]
+    LostSite { service: ServiceId, site: SiteId },
+    #[error("unknown service `{service}`")]
+    UnknownService { service: ServiceId },
+    #[error("service `{service}` has no endpoint in site `{site}`")]
+    NoEndpointInSite { service: ServiceId, site: SiteId },
+}
+
+impl Routing {
+    /// Every service in rotation in every site where it has endpoints, with their weights.
+    pub fn initial(config: &ClusterConfig) -> Self {
+        let mut services = BTreeMap::new();
+        for service in &config.services {
+            let mut sites = BTreeMap::new();
+            for endpoint in &service.endpoints {
+                sites
+                    .entry(endpoint.site.clone())
+                    .or_insert(endpoint.weight);
+            }
+            services.insert(service.id.clone(), sites);
+        }
+        Self { services }
+    }
+
+    pub fn sites_of(&self, service: &ServiceId) -> BTreeSet<SiteId> {
+        self.services
+            .get(service)
+            .map(|sites| sites.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The routing after `change`, checked against the safety rules with `lost` sites excluded.
+    pub fn with_change(
+        &self,
+        config: &ClusterConfig,
+        change: &RoutingChange,
+        lost: &BTreeSet<SiteId>,
+    ) -> Result<Routing, Vec<SafetyViolation>> {
+        let mut next = self.clone();
+        let mut violations = Vec::new();
+        let services = match change {
+            RoutingChange::AwayFrom { services, .. }
+            | RoutingChange::Restore { services, .. }
+            | RoutingChange::To { services, .. } => services,
+        };
+        for service in services {
+            if config.service(service).is_none() {
+                violations.push(SafetyViolation::UnknownService {
+                    service: service.clone(),
+                });
+                continue;
+            }
+            let sites = next.services.entry(service.clone()).or_default();
+            let applied = match change {
+                RoutingChange::AwayFrom { site, .. } => {
+                    sites.remove(site);
+                    Ok(())
+                }
+                RoutingChange::Restore { site, .. } => {
+                    weight_in(config, service, site).map(|weight| {
+                        sites.insert(site.clone(), weight);
+                    })
+                }
+                RoutingChange::To { sites: targets, .. } => {
+                    sites.clear();
+                    targets.iter().try_for_each(|site| {
+                        weight_in(config, service, site).map(|weight| {
+                            sites.insert(site.clone(), weight);
+                        })
+                    })
+                }
+            };
+            if let Err(violation) = applied {
+                violations.push(violation);
+            }
+        }
+        violations.extend(next.violations(config, lost, services));
+        if violations.is_empty() {
+            Ok(next)
+        } else {
+            Err(violations)
+        }
+    }
+
+    /// The safety rules, checked for `services`: enough sites in rotation unless every record of
+    /// the service is fail-closed, and no lost site in rotation.
+    pub fn violations(
+        &self,
+        config: &ClusterConfig,
+        lost: &BTreeSet<SiteId>,
+        services: &[ServiceId],
+    ) -> Vec<SafetyViolation> {
+        let mut violations = Vec::new();
+        for service in services {
+            let sites = self.sites_of(service);
+            for site in sites.intersection(lost) {
+                violations.push(SafetyViolation::LostSite {
+                    service: service.clone(),
+                    site: site.clone(),
+                });
+            }
+            let fail_closed = config
+                .records_of(service)
+                .all(|(_, record)| record.fail_mode == Some(FailMode::Closed))
+                && config.records_of(service).next().is_some();
+            let min = config.safety.min_sites_in_rotation;
+            if !fail_closed && sites.len() < min as usize {
+                violations.push(SafetyViolation::TooFewSites {
+                    service: service.clone(),
+                    remaining: sites.len(),
+                    min,
+                });
+            }
+        }
+        violations
+    }
+
+    /// The DNS answers this routing gives, for every record of every zone.
+    pub fn answers(&self, config: &ClusterConfig) -> BTreeMap<RrsetKey, Rrset> {
+        let mut answers = BTreeMap::new();
+        for zone in &config.zones {
+            for record in &zone.records {
+                let sites = self.sites_of(&record.service);
+                let values = config
+                    .service(&record.service)
+                    .into_iter()
+                    .flat_map(|service| service.endpoints.iter())
+                    .filter(|endpoint| {
+                        sites.contains(&endpoint.site)
+                            && record.record_type.matches(endpoint.address)
+                    })
+                    .map(|endpoint| endpoint.address)
+                    .collect();
+                let key = RrsetKey {
+                    zone: zone.name.clone(),
+                    name: record.fqdn(&zone.name),
+                    record_type: record.record_type,
+                };
+                answers.insert(
+                    key,
+                    Rrset {
+                        ttl: record.ttl,
+                        values,
+                    },
+                );
+            }
+        }
+        answers
+    }
+}
+
+fn weight_in(
+    config: &ClusterConfig,
+    service: &ServiceId,
+    site: &SiteId,
+) -> Result<u32, SafetyViolation> {
+    config
+        .service(service)
+        .and_then(|found| {
+            found
+                .endpoints
+                .iter()
+                .find(|endpoint| &endpoint.site == site)
+        })
+        .map(|endpoint| endpoint.weight)
+        .ok_or_else(|| SafetyViolation::NoEndpointInSite {
+            service: service.clone(),
+            site: site.clone(),
+        })
+}
+
+/// One RRset's identity: zone, fully qualified owner name and type.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RrsetKey {
+    pub zone: ZoneName,
+    pub name: String,
+    pub record_type: RecordType,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rrset {
+    pub ttl: Duration,
+    pub values: BTreeSet<IpAddr>,
+}
+
+/// How one RRset changes between two routings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RrsetDiff {
+    pub key: RrsetKey,
+    pub ttl: Duration,
+    pub before: BTreeSet<IpAddr>,
+    pub after: BTreeSet<IpAddr>,
+}
+
+/// The RRsets whose values differ between `before` and `after`.
+pub fn diff_answers(
+    before: &BTreeMap<RrsetKey, Rrset>,
+    after: &BTreeMap<RrsetKey, Rrset>,
+) -> Vec<RrsetDiff> {
+    after
+        .iter()
+        .filter_map(|(key, rrset)| {
+            let old = before
+                .get(key)
+                .map(|old| old.values.clone())
+                .unwrap_or_default();
+            (old != rrset.values).then(|| RrsetDiff {
+                key: key.clone(),
+                ttl: rrset.ttl,
+                before: old,
+                after: rrset.values.clone(),
+            })
+        })
+        .collect()
+}

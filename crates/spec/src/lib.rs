@@ -1,0 +1,2 @@
+//! Parses and validates cluster configurations and runbooks.
+#![forbid(unsafe_code)]
