@@ -10,6 +10,7 @@ pub mod audit;
 pub mod config;
 pub mod detection;
 pub mod id;
+pub mod plan;
 pub mod routing;
 pub mod runbook;
 pub mod state;
