@@ -301,7 +301,8 @@ mod tests {
     #[test]
     fn tampering_with_any_field_is_detected() {
         let original = chain(4);
-        let tamperings: Vec<(&str, fn(&mut AuditEntry))> = vec![
+        type Tamper = fn(&mut AuditEntry);
+        let tamperings: Vec<(&str, Tamper)> = vec![
             ("index", |entry| entry.index += 1),
             ("term", |entry| entry.term += 1),
             ("time", |entry| entry.time = Timestamp(7)),
