@@ -1,0 +1,151 @@
+//! A typed client of the `/v1/` API, used by the CLI and the tests.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::types::{AuditPage, Health, NewAnnotation, Status, WriteResult};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach {url}: {source}")]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("{url} answered {status}: {error}")]
+    Api {
+        url: String,
+        status: u16,
+        error: ApiError,
+    },
+    #[error("{url} answered {status} with an unreadable body: {body}")]
+    Malformed {
+        url: String,
+        status: u16,
+        body: String,
+    },
+}
+
+impl ClientError {
+    /// The API error code, when the server answered with one.
+    pub fn api_error(&self) -> Option<&ApiError> {
+        match self {
+            ClientError::Api { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// A client bound to one node's API address and one bearer token.
+#[derive(Clone, Debug)]
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// `base` is the node's API root, such as `http://127.0.0.1:7201`.
+    pub fn new(base: impl Into<String>, token: Option<String>, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(3)))
+            .build()
+            // Only TLS back-end initialisation can fail here, and this client has none.
+            .expect("reqwest client without TLS builds");
+        Self {
+            base: base.into().trim_end_matches('/').to_owned(),
+            token,
+            http,
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.call(Method::GET, "/v1/health", None::<&()>).await
+    }
+
+    pub async fn status(&self, consistent: bool) -> Result<Status, ClientError> {
+        let path = if consistent {
+            "/v1/status?consistent=true"
+        } else {
+            "/v1/status"
+        };
+        self.call(Method::GET, path, None::<&()>).await
+    }
+
+    pub async fn audit(
+        &self,
+        from: u64,
+        limit: u64,
+        verify: bool,
+    ) -> Result<AuditPage, ClientError> {
+        let path = format!("/v1/audit?from={from}&limit={limit}&verify={verify}");
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    pub async fn annotate(&self, text: &str) -> Result<WriteResult, ClientError> {
+        let body = NewAnnotation {
+            text: text.to_owned(),
+        };
+        self.call(Method::POST, "/v1/annotations", Some(&body))
+            .await
+    }
+
+    /// Any call, for paths without a typed method yet.
+    pub async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method, &url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|_| malformed(&url, status, &bytes));
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(body) => Err(ClientError::Api {
+                url,
+                status: status.as_u16(),
+                error: body.into(),
+            }),
+            Err(_) => Err(malformed(&url, status, &bytes)),
+        }
+    }
+}
+
+fn malformed(url: &str, status: StatusCode, bytes: &[u8]) -> ClientError {
+    let body = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned();
+    ClientError::Malformed {
+        url: url.to_owned(),
+        status: status.as_u16(),
+        body,
+    }
+}

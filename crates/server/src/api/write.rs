@@ -1,0 +1,81 @@
+//! Committing a command for an API caller: propose locally, or forward to the leader.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use switchyard_api::{ApiError, ErrorCode, WriteResult};
+use switchyard_core::Timestamp;
+use switchyard_core::state::{Actor, Command, CommandKind, Outcome};
+use switchyard_raft::ProposeError;
+
+use super::respond::{ErrorResponse, from_propose_error};
+use super::{AppState, forward};
+use crate::auth::Caller;
+
+/// The original request, kept so that it can be forwarded to the leader as it came.
+#[derive(Debug)]
+pub struct Forwardable {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Wall-clock now, stamped on commands by their proposer (core never reads a clock).
+pub fn now() -> Timestamp {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis())
+        .unwrap_or(0);
+    Timestamp::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
+}
+
+pub async fn propose(
+    state: &AppState,
+    caller: &Caller,
+    kind: CommandKind,
+    request: Forwardable,
+) -> Response {
+    let command = Command {
+        time: now(),
+        actor: Actor::Principal(caller.name.clone()),
+        kind,
+    };
+    match state.raft.propose(command).await {
+        Ok(applied) => match applied.outcome {
+            Outcome::Accepted => {
+                let result = WriteResult {
+                    index: applied.index,
+                    audit_head: applied.audit_head,
+                    leader: state.node,
+                };
+                axum::Json(result).into_response()
+            }
+            Outcome::Rejected(rejection) => {
+                ErrorResponse(ApiError::new(ErrorCode::Rejected, rejection.to_string()))
+                    .into_response()
+            }
+        },
+        Err(ProposeError::ForwardToLeader {
+            leader: Some(leader),
+        }) if !forward::already_forwarded(&request.headers) => {
+            let path = request
+                .uri
+                .path_and_query()
+                .map(|path| path.as_str())
+                .unwrap_or("/");
+            forward::to_leader(
+                state,
+                leader,
+                request.method,
+                path,
+                &request.headers,
+                request.body,
+            )
+            .await
+        }
+        Err(error) => ErrorResponse(from_propose_error(&error)).into_response(),
+    }
+}

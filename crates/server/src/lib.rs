@@ -1,0 +1,13 @@
+//! A Switchyard node: the Raft member, its node-to-node listener, the REST API, and the wiring
+//! between them.
+//!
+//! `switchyard serve` calls [`serve`]; everything a node does at run time starts here.
+#![forbid(unsafe_code)]
+
+mod api;
+mod auth;
+mod logging;
+mod node;
+
+pub use logging::{LogFormat, init_logging};
+pub use node::{ServeOptions, serve};

@@ -1,0 +1,5 @@
+//! The integration test binary: one binary, so that tests share a harness and run in parallel.
+
+mod api;
+mod cluster;
+mod tidy;
