@@ -179,29 +179,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Sorts a reqwest error into a probe failure by walking its causes.
-///
-/// rustls errors reach us wrapped in an `io::Error`, whose `source()` skips the wrapped error
-/// itself, so each `io::Error` is also opened with `get_ref()`.
 fn classify(error: &reqwest::Error) -> ProbeFailure {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(current) = cause {
-        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
-            return ProbeFailure::Tls {
-                message: tls.to_string(),
-            };
-        }
-        if let Some(io_error) = current.downcast_ref::<io::Error>() {
-            if let Some(tls) = io_error
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            {
-                return ProbeFailure::Tls {
-                    message: tls.to_string(),
-                };
-            }
-            return ProbeFailure::from_io(io_error);
-        }
-        cause = current.source();
+    if let Some(failure) = classify_cause(error, 0) {
+        return failure;
     }
     let mut message = error.to_string();
     let mut source = error.source();
@@ -211,6 +191,40 @@ fn classify(error: &reqwest::Error) -> ProbeFailure {
         source = current.source();
     }
     ProbeFailure::Http { message }
+}
+
+/// Cause chains are short; this bounds the walk should one ever loop back on itself.
+const CAUSE_DEPTH_MAX: usize = 16;
+
+/// A TLS failure anywhere in the chain wins over the socket error that carries it.
+///
+/// rustls errors reach us wrapped in one or more `io::Error`s, whose `source()` skips the wrapped
+/// error itself, so each `io::Error` is also opened with `get_ref()`.
+fn classify_cause(cause: &(dyn std::error::Error + 'static), depth: usize) -> Option<ProbeFailure> {
+    let mut current = Some(cause);
+    let mut io_failure = None;
+    let mut depth = depth;
+    while let Some(error) = current {
+        depth += 1;
+        if depth > CAUSE_DEPTH_MAX {
+            break;
+        }
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            return Some(ProbeFailure::Tls {
+                message: tls.to_string(),
+            });
+        }
+        if let Some(io_error) = error.downcast_ref::<io::Error>() {
+            if let Some(inner) = io_error.get_ref()
+                && let Some(failure @ ProbeFailure::Tls { .. }) = classify_cause(inner, depth)
+            {
+                return Some(failure);
+            }
+            io_failure.get_or_insert_with(|| ProbeFailure::from_io(io_error));
+        }
+        current = error.source();
+    }
+    io_failure
 }
 
 #[cfg(test)]
