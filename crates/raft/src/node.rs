@@ -167,6 +167,12 @@ impl RaftNode {
         }
         let fresh_at_start = store.is_fresh()?;
         let config = Arc::new(raft_config(&cluster)?);
+        // reqwest is built without a bundled TLS provider and refuses to build a client until
+        // one is installed, even for plain HTTP. The server installs ring at start-up; this
+        // covers embedders (tests) that did not. Losing the race to another installer is fine.
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(config.election_timeout_min))
             .build()
