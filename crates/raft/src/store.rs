@@ -16,7 +16,8 @@
 //! `save_committed`). Writing the whole state on every commit would cost O(state) per write,
 //! and applying is deterministic, so rebuilding gives the same state and audit head.
 //!
-//! redb calls are synchronous and run on the calling task; each is one short transaction.
+//! redb calls are synchronous; the ones that wait for the disk (durable commits) run through
+//! [`blocking`], so that an fsync does not hold up the other tasks of a tokio worker thread.
 
 // openraft's storage traits fix the error type as `StorageError`, which is large; boxing it in
 // our helpers would only add conversions at every trait boundary.
@@ -89,6 +90,17 @@ fn write_err(error: impl Into<redb::Error>) -> StorageError<NodeId> {
 
 fn decode_err(error: serde_json::Error) -> StorageError<NodeId> {
     StorageIOError::read(AnyError::new(&error)).into()
+}
+
+/// Runs `write` (a durable redb commit) without starving other tasks: on a multi-thread
+/// runtime the worker hands its other tasks over first; elsewhere it simply runs inline.
+fn blocking<T>(write: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(write)
+        }
+        _ => write(),
+    }
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -207,15 +219,18 @@ impl Store {
         meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
         data: &[u8],
     ) -> StorageResult<()> {
-        let txn = self.db.begin_write().map_err(write_err)?;
-        {
-            let mut table = txn.open_table(SNAPSHOT).map_err(write_err)?;
-            table
-                .insert(KEY_SNAPSHOT_META, encode(meta).as_slice())
-                .map_err(write_err)?;
-            table.insert(KEY_SNAPSHOT_DATA, data).map_err(write_err)?;
-        }
-        txn.commit().map_err(write_err)
+        let meta = encode(meta);
+        blocking(|| {
+            let txn = self.db.begin_write().map_err(write_err)?;
+            {
+                let mut table = txn.open_table(SNAPSHOT).map_err(write_err)?;
+                table
+                    .insert(KEY_SNAPSHOT_META, meta.as_slice())
+                    .map_err(write_err)?;
+                table.insert(KEY_SNAPSHOT_DATA, data).map_err(write_err)?;
+            }
+            txn.commit().map_err(write_err)
+        })
     }
 }
 
@@ -294,18 +309,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let txn = self.store.db.begin_write().map_err(write_err)?;
-        {
-            let mut table = txn.open_table(LOG).map_err(write_err)?;
-            for entry in entries {
-                table
-                    .insert(entry.log_id.index, encode(&entry).as_slice())
-                    .map_err(write_err)?;
+        let encoded: Vec<(u64, Vec<u8>)> = entries
+            .into_iter()
+            .map(|entry| (entry.log_id.index, encode(&entry)))
+            .collect();
+        blocking(|| {
+            let txn = self.store.db.begin_write().map_err(write_err)?;
+            {
+                let mut table = txn.open_table(LOG).map_err(write_err)?;
+                for (index, bytes) in &encoded {
+                    table.insert(*index, bytes.as_slice()).map_err(write_err)?;
+                }
             }
-        }
-        // Durability::Immediate is redb's default: the entries are on disk once commit returns,
-        // and only then is openraft told they are flushed.
-        txn.commit().map_err(write_err)?;
+            // Durability::Immediate is redb's default: the entries are on disk once commit
+            // returns, and only then is openraft told they are flushed.
+            txn.commit().map_err(write_err)
+        })?;
         callback.log_io_completed(Ok(()));
         Ok(())
     }
@@ -322,6 +341,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
+        blocking(|| self.purge_now(log_id))
+    }
+}
+
+impl LogStore {
+    /// Records `log_id` as the last purged id and deletes the log up to it, in one transaction.
+    fn purge_now(&self, log_id: LogId<NodeId>) -> StorageResult<()> {
         let txn = self.store.db.begin_write().map_err(write_err)?;
         {
             let mut meta = txn.open_table(META).map_err(write_err)?;
