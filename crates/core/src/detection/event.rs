@@ -1,0 +1,86 @@
+//! Facts detection reports when it applies a command, each carrying its evidence.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::SiteId;
+use crate::time::Timestamp;
+
+use super::transition::SiteTransition;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectionEvent {
+    /// `healthy -> suspect`: enough observer sites see the site down.
+    SiteSuspected(SiteTransition),
+    /// `suspect -> healthy`: the evidence cleared before `hold` passed.
+    SuspicionCleared(SiteTransition),
+    /// `suspect | services_down -> lost`: site-lost runbooks may run (see `cooldown_until`).
+    SiteLost(SiteTransition),
+    /// `suspect -> services_down`: under `lost_requires_controller_down`, the site's services are
+    /// down while its controller still replicates; service-unhealthy runbooks may run.
+    ServicesDown(SiteTransition),
+    /// `lost | services_down -> recovering`: enough observer sites see the site up again.
+    SiteRecovering(SiteTransition),
+    /// `recovering -> lost | services_down`: the site went down again before `recover_hold`.
+    RecoveryAborted(SiteTransition),
+    /// `recovering -> healthy`: up for `recover_hold` without a break. Failback stays manual.
+    SiteRecovered(SiteTransition),
+    /// Every non-lost, judged site looks down at once: no site will be declared lost while this
+    /// lasts. An alert, not a failover.
+    GlobalOutageDetected {
+        at: Timestamp,
+        sites: Vec<SiteId>,
+    },
+    GlobalOutageCleared {
+        at: Timestamp,
+    },
+}
+
+impl DetectionEvent {
+    /// The transition behind this event, if it reports one.
+    pub fn transition(&self) -> Option<&SiteTransition> {
+        match self {
+            DetectionEvent::SiteSuspected(transition)
+            | DetectionEvent::SuspicionCleared(transition)
+            | DetectionEvent::SiteLost(transition)
+            | DetectionEvent::ServicesDown(transition)
+            | DetectionEvent::SiteRecovering(transition)
+            | DetectionEvent::RecoveryAborted(transition)
+            | DetectionEvent::SiteRecovered(transition) => Some(transition),
+            DetectionEvent::GlobalOutageDetected { .. }
+            | DetectionEvent::GlobalOutageCleared { .. } => None,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            DetectionEvent::SiteSuspected(_) => "SiteSuspected",
+            DetectionEvent::SuspicionCleared(_) => "SuspicionCleared",
+            DetectionEvent::SiteLost(_) => "SiteLost",
+            DetectionEvent::ServicesDown(_) => "ServicesDown",
+            DetectionEvent::SiteRecovering(_) => "SiteRecovering",
+            DetectionEvent::RecoveryAborted(_) => "RecoveryAborted",
+            DetectionEvent::SiteRecovered(_) => "SiteRecovered",
+            DetectionEvent::GlobalOutageDetected { .. } => "GlobalOutageDetected",
+            DetectionEvent::GlobalOutageCleared { .. } => "GlobalOutageCleared",
+        }
+    }
+}
+
+impl fmt::Display for DetectionEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DetectionEvent::GlobalOutageDetected { at, sites } => {
+                let sites: Vec<&str> = sites.iter().map(SiteId::as_str).collect();
+                write!(f, "GlobalOutageDetected at {at}: [{}]", sites.join(", "))
+            }
+            DetectionEvent::GlobalOutageCleared { at } => write!(f, "GlobalOutageCleared at {at}"),
+            other => match other.transition() {
+                Some(transition) => write!(f, "{} {transition}", other.name()),
+                None => f.write_str(other.name()),
+            },
+        }
+    }
+}

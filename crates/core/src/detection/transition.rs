@@ -1,0 +1,33 @@
+//! A proposed or committed change of one site's state, with the evidence that justifies it.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::SiteId;
+use crate::time::Timestamp;
+
+use super::evidence::Evidence;
+use super::site_state::SiteState;
+
+/// The leader proposes it ([`super::Detector::propose`]); every replica applies it only if it
+/// derives exactly the same transition from its own state at `at` (the pair check).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteTransition {
+    pub site: SiteId,
+    pub from: SiteState,
+    pub to: SiteState,
+    pub evidence: Evidence,
+    /// Leader time of the proposal; hold periods are measured up to it.
+    pub at: Timestamp,
+}
+
+impl fmt::Display for SiteTransition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} -> {} at {}: {}",
+            self.site, self.from, self.to, self.at, self.evidence
+        )
+    }
+}
