@@ -1233,9 +1233,7 @@ fn check_rollback(
     rollback: &[ReadStep<'_>],
     on_failure: OnFailure,
 ) {
-    let mut uses_rollback = false;
     if on_failure == OnFailure::Rollback {
-        uses_rollback = true;
         if rollback.is_empty() {
             cx.sink
                 .error(
@@ -1247,7 +1245,6 @@ fn check_rollback(
     }
     for read in steps {
         if read.step.on_failure == Some(OnFailure::Rollback) {
-            uses_rollback = true;
             if rollback.is_empty() {
                 cx.sink
                     .error(
@@ -1257,14 +1254,6 @@ fn check_rollback(
                     .hint("add `rollback:` steps, or use `halt`");
             }
         }
-    }
-    if !uses_rollback && !rollback.is_empty() {
-        cx.sink
-            .warning(
-                top.key_at("rollback"),
-                "the rollback steps never run: nothing says `on_failure: rollback`",
-            )
-            .hint("set `on_failure: rollback` on the runbook or on the steps that need it");
     }
 }
 
