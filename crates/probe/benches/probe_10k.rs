@@ -172,15 +172,19 @@ fn bench(endpoints: usize, duration: Duration) {
         })
         .collect();
     let policy = DetectionPolicy::default();
+    let options = ProberOptions {
+        concurrency_max: usize::try_from(env_number("PROBE_BENCH_CONCURRENCY", 512)).unwrap(),
+        ..ProberOptions::default()
+    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     let ticks_per_second = clock_ticks_per_second() as f64;
-    let (stats, up, flips, cpu, server_cpu, wall) = runtime.block_on(async move {
+    let (stats, up, flips, cpu, server_cpu, wall, latencies) = runtime.block_on(async move {
         let (prober, mut flip_receiver) =
-            Prober::with_targets(targets, &policy, NodeId(1), ProberOptions::default()).unwrap();
+            Prober::with_targets(targets, &policy, NodeId(1), options).unwrap();
         let handle = prober.handle();
         let cancel = CancellationToken::new();
         let flips = tokio::spawn(async move {
@@ -204,11 +208,17 @@ fn bench(endpoints: usize, duration: Duration) {
         let cpu = (cpu_ticks("self") - cpu_before) as f64 / ticks_per_second;
         let server_cpu = (cpu_ticks(&server_pid) - server_before) as f64 / ticks_per_second;
         let after = handle.stats();
-        let up = handle
-            .snapshot()
+        let snapshot = handle.snapshot();
+        let up = snapshot
             .iter()
             .filter(|status| status.verdict == Some(Verdict::Up))
             .count();
+        let mut latencies: Vec<Duration> = snapshot
+            .iter()
+            .filter_map(|status| status.last_observation.as_ref())
+            .map(|observation| observation.latency)
+            .collect();
+        latencies.sort();
         cancel.cancel();
         running.await.unwrap();
         drop(handle);
@@ -222,7 +232,7 @@ fn bench(endpoints: usize, duration: Duration) {
             probes_failed: after.probes_failed - before.probes_failed,
             flips: after.flips,
         };
-        (stats, up, flips, cpu, server_cpu, wall)
+        (stats, up, flips, cpu, server_cpu, wall, latencies)
     });
     let _ = server.kill();
     let _ = server.wait();
@@ -257,6 +267,16 @@ fn bench(endpoints: usize, duration: Duration) {
     println!(
         "  verdicts up:        {up} of {endpoints}; flips {} ({flips} received)",
         stats.flips
+    );
+    let percentile = |fraction: f64| {
+        let index = ((latencies.len() as f64 - 1.0) * fraction).round() as usize;
+        latencies.get(index).copied().unwrap_or_default()
+    };
+    println!(
+        "  probe latency:      p50 {:?}, p99 {:?}, max {:?} (last probe of each endpoint)",
+        percentile(0.5),
+        percentile(0.99),
+        percentile(1.0)
     );
     println!("  prober cpu:         {:.3} of one core", cpu / seconds);
     println!(

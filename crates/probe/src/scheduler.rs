@@ -16,7 +16,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
@@ -184,6 +184,14 @@ struct Shared {
     flips: mpsc::Sender<VerdictFlip>,
     counters: Counters,
     observation_hook: Option<ObservationHook>,
+    /// Set once `run` starts, so that a handle can start probes of its own (`confirm`).
+    running: OnceLock<Running>,
+}
+
+#[derive(Debug)]
+struct Running {
+    cancel: CancellationToken,
+    tracker: TaskTracker,
 }
 
 impl fmt::Debug for Shared {
@@ -255,6 +263,7 @@ impl Prober {
             flips: sender,
             counters: Counters::default(),
             observation_hook: options.observation_hook,
+            running: OnceLock::new(),
         };
         Ok((
             Self {
@@ -279,6 +288,11 @@ impl Prober {
             return;
         }
         let tracker = TaskTracker::new();
+        // `run` takes the prober by value, so this is the only place that sets it.
+        let _ = shared.running.set(Running {
+            cancel: cancel.clone(),
+            tracker: tracker.clone(),
+        });
         let interval = shared.probe_interval;
         let on_schedule_lag_max = interval / 10;
         let start = Instant::now();
@@ -293,10 +307,18 @@ impl Prober {
         }
         // Each turn pops one entry and pushes its successor, so the queue never empties.
         while let Some(Reverse((due, base, index))) = queue.pop() {
-            tokio::select! {
-                biased;
-                () = cancel.cancelled() => break,
-                () = tokio::time::sleep_until(due) => {}
+            // A timer, even one already expired, completes only on a later turn of the timer
+            // driver; when behind schedule, going through one per slot would cap the rate at the
+            // driver's turns per second. So a due entry starts straight away.
+            if cancel.is_cancelled() {
+                break;
+            }
+            if due > Instant::now() {
+                tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep_until(due) => {}
+                }
             }
             let next_base = base + interval;
             queue.push(Reverse((next_base + shared.jitter(), next_base, index)));
@@ -305,15 +327,19 @@ impl Prober {
                 Counters::bump(&shared.counters.probes_skipped_busy);
                 continue;
             }
-            let permit = tokio::select! {
-                biased;
-                () = cancel.cancelled() => None,
-                permit = Arc::clone(&shared.semaphore).acquire_owned() => permit.ok(),
-                () = tokio::time::sleep_until(next_base) => {
-                    Counters::bump(&shared.counters.probes_skipped_overrun);
-                    slot.busy.store(false, Ordering::Release);
-                    continue;
-                }
+            let permit = match Arc::clone(&shared.semaphore).try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                // Every permit is taken: wait for one, but not past this endpoint's next slot.
+                Err(_) => tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => None,
+                    permit = Arc::clone(&shared.semaphore).acquire_owned() => permit.ok(),
+                    () = tokio::time::sleep_until(next_base) => {
+                        Counters::bump(&shared.counters.probes_skipped_overrun);
+                        slot.busy.store(false, Ordering::Release);
+                        continue;
+                    }
+                },
             };
             let Some(permit) = permit else {
                 slot.busy.store(false, Ordering::Release);
@@ -478,6 +504,46 @@ impl ProberHandle {
                 }
             })
             .collect()
+    }
+
+    /// Probes `endpoint` now, and keeps re-probing it every `confirm_interval` while its verdict
+    /// is unsettled: what a node does when a peer reports a first failure, so that every observer
+    /// confirms a loss quickly, not only the first to see it.
+    ///
+    /// Returns whether a probe started. It does not when the prober is not running, the endpoint
+    /// is unknown or already being probed, or every concurrency permit is taken (the regular
+    /// schedule then covers the endpoint). Must be called from within the Tokio runtime.
+    pub fn confirm(&self, endpoint: &EndpointId) -> bool {
+        let shared = &self.shared;
+        let Some(running) = shared.running.get() else {
+            return false;
+        };
+        if running.cancel.is_cancelled() {
+            return false;
+        }
+        let Some(index) = shared
+            .slots
+            .iter()
+            .position(|slot| &slot.target.endpoint == endpoint)
+        else {
+            return false;
+        };
+        let slot = &shared.slots[index];
+        if slot.busy.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let Ok(permit) = Arc::clone(&shared.semaphore).try_acquire_owned() else {
+            slot.busy.store(false, Ordering::Release);
+            return false;
+        };
+        Counters::bump(&shared.counters.probes_confirm);
+        running.tracker.spawn(probe_endpoint(
+            Arc::clone(shared),
+            index,
+            permit,
+            running.cancel.clone(),
+        ));
+        true
     }
 
     pub fn stats(&self) -> ProberStats {

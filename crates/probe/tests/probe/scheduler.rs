@@ -187,6 +187,39 @@ async fn observation_hook_sees_every_observation() {
     assert!(seen.load(Ordering::SeqCst) as u64 >= stats.probes_started - 1);
 }
 
+#[tokio::test]
+async fn confirm_probes_an_endpoint_now_instead_of_at_its_next_slot() {
+    let server = http_server(200, "ok").await;
+    let targets = vec![target(server.address, HealthCheck::Http(http_check()))];
+    // A 60 s interval: any flip after the first verdict must come from `confirm`.
+    let (prober, mut flips) = Prober::with_targets(
+        targets,
+        &policy(60_000, 20, 2, 2),
+        NodeId(1),
+        ProberOptions::default(),
+    )
+    .unwrap();
+    let handle = prober.handle();
+    let endpoint = EndpointId::new("www/site-a/1");
+    assert!(!handle.confirm(&endpoint), "not running yet");
+    let cancel = CancellationToken::new();
+    tokio::spawn(prober.run(cancel.clone()));
+    assert_eq!(next_flip(&mut flips).await.verdict, Verdict::Up);
+    // The first verdict's confirmation may still be finishing; wait until the endpoint is free.
+    let confirmed = tokio::time::timeout(DEADLINE, async {
+        server.status.store(503, Ordering::SeqCst);
+        while !handle.confirm(&endpoint) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(confirmed.is_ok());
+    let down = next_flip(&mut flips).await;
+    assert_eq!(down.verdict, Verdict::Down);
+    assert!(!handle.confirm(&EndpointId::new("www/site-a/9")));
+    cancel.cancel();
+}
+
 fn cluster(endpoints: Vec<(SiteId, SocketAddr)>) -> ClusterConfig {
     let site = |name: &str, witness| Site {
         id: SiteId::new(name),
