@@ -518,3 +518,36 @@ async fn bootstrap_probe(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_is_never_printed() {
+        let secret = Secret::new("hunter2").expect("secret");
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
+    }
+
+    #[test]
+    fn secret_load_trims_and_rejects_empty() {
+        let dir = std::env::temp_dir().join(format!("switchyard-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("secret");
+        std::fs::write(&path, "  s3cret\n").expect("write");
+        let secret = Secret::load(&path).expect("load");
+        assert!(secret.matches(b"s3cret"));
+        assert!(!secret.matches(b"s3cret\n"));
+        assert!(!secret.matches(b"s3cre"));
+        std::fs::write(&path, "\n").expect("write");
+        assert!(matches!(
+            Secret::load(&path),
+            Err(RaftError::SecretEmpty { path: Some(_) })
+        ));
+        assert!(matches!(
+            Secret::load(&dir.join("missing")),
+            Err(RaftError::SecretRead { .. })
+        ));
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
-    CheckIsLeaderError, ClientWriteError, InitializeError, RaftError as OpenRaftError,
+    CheckIsLeaderError, ClientWriteError, Fatal, InitializeError, RaftError as OpenRaftError,
 };
 use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
 use serde::Serialize;
@@ -337,6 +337,10 @@ impl RaftNode {
             Err(OpenRaftError::APIError(error)) => {
                 // NotInMembers: impossible, this node is one of the voters it passes.
                 tracing::error!(node = %node_id, %error, "initialize refused");
+                return Ok(());
+            }
+            Err(OpenRaftError::Fatal(Fatal::Stopped)) => {
+                tracing::info!(node = %node_id, "shut down while bootstrapping");
                 return Ok(());
             }
             Err(OpenRaftError::Fatal(fatal)) => return Err(fatal.into()),

@@ -10,7 +10,7 @@ use switchyard_core::config::{
 };
 use switchyard_core::state::{Actor, Command, CommandKind, Outcome, State};
 use switchyard_core::{NodeId, PrincipalName, SiteId, Timestamp};
-use switchyard_raft::{ProposeError, RaftNode, RaftNodeConfig, Role, Secret};
+use switchyard_raft::{MemberStatus, ProposeError, RaftNode, RaftNodeConfig, Role, Secret};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -72,6 +72,8 @@ struct Running {
     node: RaftNode,
     stop: oneshot::Sender<()>,
     server: JoinHandle<()>,
+    /// Holds a clone of the node, and so its store, until it ends or is aborted.
+    bootstrap: JoinHandle<()>,
 }
 
 struct TestCluster {
@@ -129,10 +131,15 @@ impl TestCluster {
                 .expect("serve");
         });
         let bootstrapper = node.clone();
-        tokio::spawn(async move {
+        let bootstrap = tokio::spawn(async move {
             bootstrapper.bootstrap_if_fresh().await.expect("bootstrap");
         });
-        self.nodes[id as usize - 1] = Some(Running { node, stop, server });
+        self.nodes[id as usize - 1] = Some(Running {
+            node,
+            stop,
+            server,
+            bootstrap,
+        });
     }
 
     async fn restart(&mut self, id: u64) {
@@ -142,6 +149,8 @@ impl TestCluster {
 
     async fn stop(&mut self, id: u64) {
         let running = self.nodes[id as usize - 1].take().expect("node running");
+        running.bootstrap.abort();
+        let _ = running.bootstrap.await;
         running.node.shutdown().await.expect("shutdown");
         let _ = running.stop.send(());
         running.server.await.expect("server task");
@@ -379,4 +388,119 @@ async fn restarted_node_catches_up_through_a_snapshot() {
     for id in 1..=3 {
         cluster.stop(id).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_majority_bootstraps_and_the_late_node_catches_up() {
+    let (mut cluster, listeners) = TestCluster::new(3, 1000).await;
+    let mut listeners: Vec<Option<TcpListener>> = listeners.into_iter().map(Some).collect();
+    for id in [1, 2] {
+        let listener = listeners[id as usize - 1].take().expect("listener");
+        cluster.start(id, listener).await;
+    }
+    let leader = cluster.leader().await;
+    let applied = cluster
+        .node(leader)
+        .propose(annotation("two of three".to_owned()))
+        .await
+        .expect("a majority commits");
+    let late = listeners[2].take().expect("listener");
+    cluster.start(3, late).await;
+    cluster.applied_everywhere(applied.index).await;
+    let head = cluster
+        .node(leader)
+        .read_state(|state| state.audit().head().to_owned());
+    assert_eq!(
+        cluster
+            .node(3)
+            .read_state(|state| state.audit().head().to_owned()),
+        head
+    );
+    for id in 1..=3 {
+        cluster.stop(id).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wiped_lowest_node_rejoins_instead_of_bootstrapping_again() {
+    let (mut cluster, listeners) = TestCluster::new(3, 1000).await;
+    for (position, listener) in listeners.into_iter().enumerate() {
+        cluster.start(position as u64 + 1, listener).await;
+    }
+    let leader = cluster.leader().await;
+    let mut last = 0;
+    for number in 0..10 {
+        last = cluster
+            .node(leader)
+            .propose(annotation(format!("note {number}")))
+            .await
+            .expect("propose")
+            .index;
+    }
+    cluster.applied_everywhere(last).await;
+    let members_before = cluster.node(leader).status().members;
+
+    cluster.stop(1).await;
+    std::fs::remove_dir_all(&cluster.data_dirs[0]).expect("wipe node 1");
+    cluster.restart(1).await;
+    // Node 1 is fresh and the lowest voter, but its peers are not fresh: it must not
+    // initialize a second cluster, and the existing leader brings it up to date.
+    cluster.applied_everywhere(last).await;
+    let leader = cluster.leader().await;
+    let after = cluster
+        .node(leader)
+        .propose(annotation("after the wipe".to_owned()))
+        .await
+        .expect("propose after the wipe");
+    cluster.applied_everywhere(after.index).await;
+    let states: Vec<State> = cluster
+        .running()
+        .map(|node| node.read_state(State::clone))
+        .collect();
+    assert!(states.iter().all(|state| state == &states[0]));
+    assert_eq!(states[0].annotations().count(), 11);
+    let ids = |members: &[MemberStatus]| {
+        members
+            .iter()
+            .map(|member| (member.node_id, member.voter))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(&cluster.node(leader).status().members),
+        ids(&members_before)
+    );
+    for id in 1..=3 {
+        cluster.stop(id).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_data_dir_of_another_cluster_is_refused() {
+    let (mut cluster, listeners) = TestCluster::new(1, 1000).await;
+    let listener = listeners.into_iter().next().expect("listener");
+    cluster.start(1, listener).await;
+    cluster.stop(1).await;
+    let mut other = cluster.config.clone();
+    other.name = "other".to_owned();
+    let error = RaftNode::start(RaftNodeConfig {
+        node_id: NodeId(1),
+        cluster: other,
+        data_dir: cluster.data_dirs[0].clone(),
+        secret: Secret::new(SECRET).expect("secret"),
+    })
+    .await
+    .expect_err("foreign data dir");
+    let message = error.to_string();
+    assert!(
+        matches!(error, switchyard_raft::RaftError::ForeignDataDir { .. }),
+        "{message}"
+    );
+    assert!(
+        message.contains(&cluster.data_dirs[0].display().to_string()),
+        "{message}"
+    );
+    assert!(
+        message.contains("\"test\"") && message.contains("\"other\""),
+        "{message}"
+    );
 }
