@@ -92,8 +92,16 @@ impl DnsProbe {
             .map_err(|error| ProbeFailure::DnsMalformed {
                 message: format!("cannot encode the query: {error}"),
             })?;
+        // A loopback target is answered from loopback; binding there keeps the socket off every
+        // other interface.
         let local: SocketAddr = match self.address {
+            SocketAddr::V4(address) if address.ip().is_loopback() => {
+                (Ipv4Addr::LOCALHOST, 0).into()
+            }
             SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+            SocketAddr::V6(address) if address.ip().is_loopback() => {
+                (Ipv6Addr::LOCALHOST, 0).into()
+            }
             SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
         };
         let io_failure = |error: std::io::Error| ProbeFailure::from_io(&error);

@@ -29,7 +29,7 @@ pub(crate) struct HttpProbe {
 /// Builds and shares the reqwest clients that HTTP probes use.
 #[derive(Debug, Default)]
 pub(crate) struct HttpClients {
-    /// Plain HTTP, and HTTPS addressed by IP, keyed by `tls_verify`.
+    /// Plain HTTP, and HTTPS addressed by IP, keyed by whether certificates are verified.
     shared: BTreeMap<bool, Client>,
     /// rustls configurations, keyed by `tls_verify`, built on first use so that a node without a
     /// system root store can still run plain HTTP checks.
@@ -114,10 +114,10 @@ impl HttpClients {
             }
             (_, tls) => {
                 let scheme = if tls { "https" } else { "http" };
-                (
-                    self.shared(check.tls_verify)?,
-                    format!("{scheme}://{address}{path}"),
-                )
+                // Plain HTTP never uses the TLS configuration, so it takes the one that needs no
+                // root store.
+                let client = self.shared(tls && check.tls_verify)?;
+                (client, format!("{scheme}://{address}{path}"))
             }
         };
         Ok(HttpProbe {
