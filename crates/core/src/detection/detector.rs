@@ -163,7 +163,10 @@ impl Detector {
                 SiteState::Recovering
             }
             (SiteState::ServicesDown, Consensus::Down) if down_target == SiteState::Lost => {
-                // Its controller stopped replicating; the services have been down for `hold`.
+                // Its controller stopped replicating. The evidence must still have held for
+                // `hold` without a break: it may have wavered while the site was services-down.
+                let since = status.down_since.unwrap_or(at);
+                check_held(since, self.policy.hold, at)?;
                 self.check_survivor(site)?;
                 SiteState::Lost
             }

@@ -1,0 +1,339 @@
+//! The simulated world: the clock, every node's prober, what was committed, and the detector
+//! under test, advanced one step at a time.
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+use rand::rngs::StdRng;
+use switchyard_core::detection::{
+    ControllerContact, DetectionEvent, DetectionInput, Detector, Verdict, VerdictChanged,
+    VerdictCounter,
+};
+use switchyard_core::{EndpointId, NodeId, SiteId, Timestamp};
+
+use crate::fault::{FaultPlan, duration_ms};
+use crate::invariants::Invariant;
+use crate::params::SimParams;
+use crate::run::Violation;
+
+/// One node's prober for one endpoint.
+#[derive(Debug)]
+struct Probe {
+    node: NodeId,
+    node_site: SiteId,
+    endpoint: EndpointId,
+    endpoint_site: SiteId,
+    counter: VerdictCounter,
+    /// When the current local verdict flipped (the `since` it will commit).
+    since: u64,
+    next_probe: u64,
+    /// The previous probe failed at random: the next one will not, so that a random failure is
+    /// always a single one.
+    random_failure_last: bool,
+}
+
+#[derive(Debug)]
+pub struct World {
+    pub params: SimParams,
+    pub faults: FaultPlan,
+    pub detector: Detector,
+    pub now: u64,
+    /// node → endpoint → verdict committed through the detector (missing means up).
+    pub committed: BTreeMap<NodeId, BTreeMap<EndpointId, Verdict>>,
+    /// What the detector was last told about each node's reachability.
+    pub reachable: BTreeMap<NodeId, bool>,
+    /// Every site's nodes and endpoints (all services), for the invariants.
+    pub site_nodes: BTreeMap<SiteId, Vec<NodeId>>,
+    pub site_endpoints: BTreeMap<SiteId, Vec<EndpointId>>,
+    probes: Vec<Probe>,
+    rng: StdRng,
+    /// The trace of the run, kept when asked for.
+    pub trace: Option<Vec<String>>,
+    /// How many site transitions were applied and how many proposals were refused.
+    pub transitions: u64,
+    pub rejections: u64,
+    /// How many `SiteLost` events were applied.
+    pub losses: u64,
+}
+
+impl World {
+    pub fn new(params: SimParams, faults: FaultPlan, mut rng: StdRng, trace: bool) -> Self {
+        let config = params.config();
+        let detector = Detector::new(&config);
+        let interval = duration_ms(params.policy.probe_interval);
+        let mut site_endpoints: BTreeMap<SiteId, Vec<EndpointId>> = BTreeMap::new();
+        for service in &config.services {
+            for endpoint in &service.endpoints {
+                site_endpoints
+                    .entry(endpoint.site.clone())
+                    .or_default()
+                    .push(endpoint.id.clone());
+            }
+        }
+        let mut probes = Vec::new();
+        for node in &config.nodes {
+            // Each node starts probing at its own phase, in whole steps.
+            let phase = params.step_ms * rng.random_range(0..interval / params.step_ms);
+            for service in &config.services {
+                for endpoint in &service.endpoints {
+                    probes.push(Probe {
+                        node: node.id,
+                        node_site: node.site.clone(),
+                        endpoint: endpoint.id.clone(),
+                        endpoint_site: endpoint.site.clone(),
+                        counter: VerdictCounter::from_policy(&params.policy),
+                        since: 0,
+                        next_probe: phase,
+                        random_failure_last: false,
+                    });
+                }
+            }
+        }
+        let site_nodes = params
+            .sites
+            .iter()
+            .map(|site| (site.id.clone(), site.nodes.clone()))
+            .collect();
+        let reachable = config.nodes.iter().map(|node| (node.id, true)).collect();
+        let mut world = Self {
+            params,
+            faults,
+            detector,
+            now: 0,
+            committed: BTreeMap::new(),
+            reachable,
+            site_nodes,
+            site_endpoints,
+            probes,
+            rng,
+            trace: trace.then(Vec::new),
+            transitions: 0,
+            rejections: 0,
+            losses: 0,
+        };
+        if world.trace.is_some() {
+            let mut lines = vec![world.params.to_string()];
+            lines.push(format!(
+                "random probe failure probability {}",
+                world.faults.random_failure_probability
+            ));
+            lines.extend(
+                world
+                    .faults
+                    .faults
+                    .iter()
+                    .map(|fault| format!("fault: {fault}")),
+            );
+            world.log_lines(lines);
+        }
+        world
+    }
+
+    fn log(&mut self, line: impl FnOnce() -> String) {
+        let now = self.now;
+        if let Some(trace) = &mut self.trace {
+            trace.push(format!("{now:>7}ms {}", line()));
+        }
+    }
+
+    fn log_lines(&mut self, lines: Vec<String>) {
+        if let Some(trace) = &mut self.trace {
+            trace.extend(lines);
+        }
+    }
+
+    /// Whether `site` is truly down now: at least `endpoints_down_fraction` of its endpoints (and
+    /// at least one) do not serve.
+    pub fn site_truly_down(&self, site: &SiteId, now: u64) -> bool {
+        let Some(endpoints) = self.site_endpoints.get(site) else {
+            return false;
+        };
+        let down = endpoints
+            .iter()
+            .filter(|endpoint| !self.faults.endpoint_up(endpoint, site, now))
+            .count();
+        down > 0
+            && down as f64 >= self.params.policy.endpoints_down_fraction * endpoints.len() as f64
+    }
+
+    /// Advances the clock by one step and plays it: tick, contacts, probes, verdicts, then the
+    /// leader's proposals. Every applied command goes past every invariant.
+    pub fn step(&mut self, invariants: &mut [Box<dyn Invariant>]) -> Result<(), Violation> {
+        self.now += self.params.step_ms;
+        let now = self.now;
+        let mut starts: Vec<String> = Vec::new();
+        for fault in &self.faults.faults {
+            if fault.start == now {
+                starts.push(format!("fault starts: {fault}"));
+            }
+            if fault.end == now {
+                starts.push(format!("fault ends: {fault}"));
+            }
+        }
+        for line in starts {
+            self.log(|| line);
+        }
+        self.apply(
+            &DetectionInput::Tick {
+                now: Timestamp(now),
+            },
+            invariants,
+        )?;
+
+        let nodes: Vec<(NodeId, SiteId)> = self
+            .site_nodes
+            .iter()
+            .flat_map(|(site, nodes)| nodes.iter().map(move |node| (*node, site.clone())))
+            .collect();
+        for (node, site) in &nodes {
+            let reachable = self.faults.nodes_reachable(site, now);
+            if self.reachable.get(node) != Some(&reachable) {
+                self.reachable.insert(*node, reachable);
+                let contact = DetectionInput::ControllerContact(ControllerContact {
+                    node: *node,
+                    reachable,
+                    at: Timestamp(now),
+                });
+                self.apply(&contact, invariants)?;
+            }
+        }
+
+        self.probe(now);
+
+        let mut changes = Vec::new();
+        for probe in &self.probes {
+            if !self.faults.nodes_reachable(&probe.node_site, now) {
+                continue;
+            }
+            let committed = self
+                .committed
+                .get(&probe.node)
+                .and_then(|verdicts| verdicts.get(&probe.endpoint))
+                .copied()
+                .unwrap_or(Verdict::Up);
+            let verdict = probe.counter.verdict();
+            if verdict != committed {
+                changes.push(DetectionInput::VerdictChanged(VerdictChanged {
+                    observer: probe.node,
+                    endpoint: probe.endpoint.clone(),
+                    verdict,
+                    since: Timestamp(probe.since),
+                    last_error: (verdict == Verdict::Down).then(|| "simulated".to_owned()),
+                    latency_ms: None,
+                }));
+            }
+        }
+        for change in changes {
+            if let DetectionInput::VerdictChanged(verdict) = &change {
+                self.committed
+                    .entry(verdict.observer)
+                    .or_default()
+                    .insert(verdict.endpoint.clone(), verdict.verdict);
+            }
+            self.apply(&change, invariants)?;
+        }
+
+        // The leader: propose what is due, apply it, until nothing more is (bounded).
+        for _round in 0..8 {
+            let proposals = self.detector.propose(Timestamp(now));
+            if proposals.is_empty() {
+                break;
+            }
+            for proposal in proposals {
+                self.apply(&DetectionInput::SiteTransition(proposal), invariants)?;
+            }
+        }
+
+        for invariant in invariants.iter_mut() {
+            invariant.after_step(self).map_err(|message| Violation {
+                invariant: invariant.name(),
+                at: now,
+                message,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn probe(&mut self, now: u64) {
+        let interval = duration_ms(self.params.policy.probe_interval);
+        let confirm = duration_ms(self.params.policy.confirm_interval);
+        let probability = if now < self.faults.safety_end {
+            self.faults.random_failure_probability
+        } else {
+            0.0
+        };
+        let mut flips = Vec::new();
+        for probe in &mut self.probes {
+            if now < probe.next_probe || !self.faults.nodes_running(&probe.node_site, now) {
+                continue;
+            }
+            let mut success = self
+                .faults
+                .endpoint_up(&probe.endpoint, &probe.endpoint_site, now)
+                && !self
+                    .faults
+                    .probe_blocked(&probe.node_site, &probe.endpoint_site, now);
+            let random_failure = !probe.random_failure_last
+                && probability > 0.0
+                && self.rng.random_bool(probability);
+            probe.random_failure_last = random_failure;
+            success &= !random_failure;
+            if let Some(flip) = probe.counter.observe(success, Timestamp(now)) {
+                probe.since = flip.since.as_millis();
+                flips.push(format!(
+                    "node {} sees {} {}",
+                    probe.node, probe.endpoint, flip.verdict
+                ));
+            }
+            probe.next_probe = now
+                + if probe.counter.confirming() {
+                    confirm
+                } else {
+                    interval
+                };
+        }
+        for line in flips {
+            self.log(|| line);
+        }
+    }
+
+    fn apply(
+        &mut self,
+        input: &DetectionInput,
+        invariants: &mut [Box<dyn Invariant>],
+    ) -> Result<(), Violation> {
+        let result = self.detector.apply(input);
+        let events: Vec<DetectionEvent> = match result {
+            Ok(events) => {
+                if matches!(input, DetectionInput::SiteTransition(_)) {
+                    self.transitions += 1;
+                }
+                events
+            }
+            Err(rejection) => {
+                self.rejections += 1;
+                self.log(|| format!("rejected: {rejection}"));
+                Vec::new()
+            }
+        };
+        if let DetectionInput::ControllerContact(contact) = input {
+            self.log(|| format!("node {} reachable: {}", contact.node, contact.reachable));
+        }
+        for event in &events {
+            if matches!(event, DetectionEvent::SiteLost(_)) {
+                self.losses += 1;
+            }
+            self.log(|| event.to_string());
+        }
+        for invariant in invariants.iter_mut() {
+            invariant
+                .after_apply(self, &events)
+                .map_err(|message| Violation {
+                    invariant: invariant.name(),
+                    at: self.now,
+                    message,
+                })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,81 @@
+//! Runs the detection simulation over many seeds (`SIM_SEEDS`, default 2,000) or replays one
+//! (`SIM_SEED`), failing with the seed and how to replay it.
+
+use std::time::Instant;
+
+use switchyard_sim::{RunReport, run_seed};
+
+const DEFAULT_SEEDS: u64 = 2_000;
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+}
+
+fn failure_text(report: &RunReport) -> Option<String> {
+    let violation = report.violation.as_ref()?;
+    Some(format!(
+        "seed {}: {violation}\n{}",
+        report.seed,
+        report.replay_hint()
+    ))
+}
+
+#[test]
+fn detection_invariants_hold_for_every_seed() {
+    if let Some(seed) = env_u64("SIM_SEED") {
+        let report = run_seed(seed, true);
+        if let Some(failure) = failure_text(&report) {
+            panic!("{}\n{failure}", report.trace.join("\n"));
+        }
+        return;
+    }
+    let count = env_u64("SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
+    let started = Instant::now();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2)) as u64;
+    let reports: Vec<RunReport> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|thread| {
+                scope.spawn(move || {
+                    (0..count)
+                        .filter(|seed| seed % threads == thread)
+                        .map(|seed| run_seed(seed, false))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().expect("a simulation thread panicked"))
+            .collect()
+    });
+    let failures: Vec<String> = reports.iter().filter_map(failure_text).collect();
+    let losses: u64 = reports.iter().map(|report| report.losses).sum();
+    let transitions: u64 = reports.iter().map(|report| report.transitions).sum();
+    let rejections: u64 = reports.iter().map(|report| report.rejections).sum();
+    println!(
+        "{count} seeds in {:.1?}: {transitions} transitions, {losses} losses, \
+         {rejections} rejected proposals, {} failures",
+        started.elapsed(),
+        failures.len()
+    );
+    assert_eq!(reports.len() as u64, count);
+    assert!(
+        failures.is_empty(),
+        "{} of {count} seeds failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // The faults must really exercise detection: some runs lose sites.
+    assert!(count < 50 || losses > 0, "no seed ever lost a site");
+}
+
+#[test]
+fn a_seed_replays_identically() {
+    let first = run_seed(11, true);
+    let second = run_seed(11, true);
+    assert!(!first.trace.is_empty());
+    assert_eq!(first.trace, second.trace);
+    assert_eq!(first.violation, second.violation);
+}
