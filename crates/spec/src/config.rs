@@ -31,6 +31,36 @@ struct Item<'n, T> {
     map: Map<'n>,
 }
 
+/// The items of one list that could be read, with what the cross-checks need of the others.
+struct Section<'n, T> {
+    /// Items read without any problem.
+    items: Vec<Item<'n, T>>,
+    /// The id of every item whose id could be read, even if something else in it is wrong,
+    /// so that references to it and duplicates of it are still checked.
+    ids: Vec<(String, Pos)>,
+    /// How many items the list has.
+    count: usize,
+}
+
+impl<T> Section<'_, T> {
+    fn new(count: usize) -> Self {
+        Self {
+            items: Vec::new(),
+            ids: Vec::new(),
+            count,
+        }
+    }
+
+    /// Whether every item could be read: checks over the whole list only make sense then.
+    fn complete(&self) -> bool {
+        self.items.len() == self.count
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.ids.iter().map(|(id, _)| id.clone()).collect()
+    }
+}
+
 /// Reads the whole configuration; `None` when anything is wrong (every problem is in `cx`).
 pub(crate) fn read(cx: &mut Cx, root: &Node, base: &Path) -> Option<ClusterConfig> {
     let top = cx.map(root, "")?;
@@ -38,23 +68,29 @@ pub(crate) fn read(cx: &mut Cx, root: &Node, base: &Path) -> Option<ClusterConfi
     let cluster = cx
         .required(&top, "cluster")
         .and_then(|node| read_cluster(cx, node, base));
-    let (sites, site_names) = read_sites(cx, &top);
+    let sites = read_sites(cx, &top);
+    let site_names = sites.names();
     let nodes = read_nodes(cx, &top, &site_names);
     let raft = read_raft(cx, &top);
-    let detection = read_detection(cx, &top, site_names.len());
-    let (services, service_names) = read_services(cx, &top, &sites, &site_names);
-    let (providers, provider_names) = read_providers(cx, &top, base);
-    let zones = read_zones(cx, &top, &provider_names, &service_names, &services, &nodes);
+    let detection = read_detection(cx, &top, sites.count);
+    let services = read_services(cx, &top, &sites.items, &site_names);
+    let providers = read_providers(cx, &top, base);
+    let (zones, zone_providers) = read_zones(cx, &top, &providers.names(), &services, &nodes.items);
     let safety = read_safety(cx, &top);
     let principals = read_principals(cx, &top);
 
-    check_nodes(cx, &top, &sites, &nodes);
-    if let Some(detection) = &detection {
-        check_observers(cx, &sites, &nodes, &services, detection);
+    // Checks over whole lists would only repeat earlier problems when an item is missing.
+    if sites.complete() && nodes.complete() {
+        check_nodes(cx, &top, &sites.items, &nodes.items);
+        if let Some(detection) = &detection
+            && services.complete()
+        {
+            check_observers(cx, &sites.items, &nodes.items, &services.items, detection);
+        }
     }
-    check_providers_used(cx, &providers, &zones);
+    check_providers_used(cx, &providers.items, &zone_providers);
     if let Some(safety) = &safety {
-        check_min_sites(cx, &services, safety);
+        check_min_sites(cx, &services.items, safety);
     }
 
     if cx.sink.has_errors() {
@@ -65,19 +101,23 @@ pub(crate) fn read(cx: &mut Cx, root: &Node, base: &Path) -> Option<ClusterConfi
         id: ProviderId::new(EMBEDDED_PROVIDER),
         kind: ProviderKind::Embedded,
     }];
-    all_providers.extend(providers.into_iter().map(|item| item.value));
+    all_providers.extend(providers.items.into_iter().map(|item| item.value));
     Some(ClusterConfig {
         name,
         secret_file,
-        sites: sites.into_iter().map(|item| item.value).collect(),
-        nodes: nodes.into_iter().map(|item| item.value).collect(),
+        sites: sites.items.into_iter().map(|item| item.value).collect(),
+        nodes: nodes.items.into_iter().map(|item| item.value).collect(),
         raft: raft?,
         detection: detection?,
-        services: services.into_iter().map(|item| item.value).collect(),
+        services: services.items.into_iter().map(|item| item.value).collect(),
         providers: all_providers,
         zones: zones.into_iter().map(|item| item.value).collect(),
         safety: safety?,
-        principals: principals.into_iter().map(|item| item.value).collect(),
+        principals: principals
+            .items
+            .into_iter()
+            .map(|item| item.value)
+            .collect(),
     })
 }
 
@@ -85,7 +125,7 @@ fn read_cluster(cx: &mut Cx, node: &Node, base: &Path) -> Option<(String, std::p
     let map = cx.map(node, "cluster")?;
     let name = cx
         .required(&map, "name")
-        .and_then(|node| cx.id(node, "cluster name"));
+        .and_then(|node| cx.id(node, "name", "cluster name"));
     let secret_file = cx
         .required(&map, "secret_file")
         .and_then(|node| cx.path(node, "secret_file", base));
@@ -120,31 +160,30 @@ fn reference(cx: &mut Cx, node: &Node, key: &str, what: &str, names: &[String]) 
     None
 }
 
-fn read_sites<'n>(cx: &mut Cx, top: &Map<'n>) -> (Vec<Item<'n, Site>>, Vec<String>) {
+fn read_sites<'n>(cx: &mut Cx, top: &Map<'n>) -> Section<'n, Site> {
     let list = items(cx, top, "sites", true);
     if list.is_empty() && top.get("sites").is_some() {
         cx.sink
             .error(top.at("sites"), "`sites` is empty")
             .hint("declare at least the sites the nodes run in: `- { id: alpha }`");
     }
-    let mut sites = Vec::new();
-    let mut names = Vec::new();
+    let mut section = Section::new(list.len());
     for node in list {
         let Some(map) = cx.map(node, "sites[]") else {
             continue;
         };
         let id = cx
             .required(&map, "id")
-            .and_then(|node| cx.id(node, "site id"));
+            .and_then(|node| cx.id(node, "id", "site id"));
         let witness = match cx.optional(&map, "witness") {
             Some(node) => cx.bool(node, "witness"),
             None => Some(false),
         };
         if let Some(id) = &id {
-            names.push(id.clone());
+            section.ids.push((id.clone(), map.at("id")));
         }
         if let (Some(id), Some(witness)) = (id, witness) {
-            sites.push(Item {
+            section.items.push(Item {
                 value: Site {
                     id: SiteId::new(id),
                     witness,
@@ -153,12 +192,8 @@ fn read_sites<'n>(cx: &mut Cx, top: &Map<'n>) -> (Vec<Item<'n, Site>>, Vec<Strin
             });
         }
     }
-    let keyed: Vec<(String, Pos)> = sites
-        .iter()
-        .map(|item| (item.value.id.to_string(), item.map.at("id")))
-        .collect();
-    cx.no_duplicates(&keyed, "site", Clone::clone);
-    (sites, names)
+    cx.no_duplicates(&section.ids, "site", Clone::clone);
+    section
 }
 
 /// An address other machines connect to: an unspecified address (0.0.0.0, ::) cannot be one.
@@ -176,9 +211,13 @@ fn reachable_addr(cx: &mut Cx, node: &Node, key: &str) -> Option<SocketAddr> {
     Some(address)
 }
 
-fn read_nodes<'n>(cx: &mut Cx, top: &Map<'n>, site_names: &[String]) -> Vec<Item<'n, ClusterNode>> {
+fn read_nodes<'n>(cx: &mut Cx, top: &Map<'n>, site_names: &[String]) -> Section<'n, ClusterNode> {
     let list = items(cx, top, "nodes", true);
-    let mut nodes = Vec::new();
+    let mut section = Section::new(list.len());
+    let mut node_ids: Vec<(u64, Pos)> = Vec::new();
+    // Every listener of every node needs its own address: the DNS server takes UDP and TCP,
+    // so even a DNS and a Raft listener cannot share one.
+    let mut addresses: Vec<(SocketAddr, String, &str)> = Vec::new();
     for node in list {
         let Some(map) = cx.map(node, "nodes[]") else {
             continue;
@@ -186,18 +225,35 @@ fn read_nodes<'n>(cx: &mut Cx, top: &Map<'n>, site_names: &[String]) -> Vec<Item
         let id = cx
             .required(&map, "id")
             .and_then(|node| cx.integer(node, "id", 1, u64::MAX));
+        if let Some(id) = id {
+            node_ids.push((id, map.at("id")));
+        }
         let site = cx
             .required(&map, "site")
             .and_then(|node| reference(cx, node, "site", "site", site_names));
-        let raft_addr = cx
-            .required(&map, "raft_addr")
-            .and_then(|node| reachable_addr(cx, node, "raft_addr"));
-        let api_addr = cx
-            .required(&map, "api_addr")
-            .and_then(|node| reachable_addr(cx, node, "api_addr"));
-        let dns_addr = cx
-            .required(&map, "dns_addr")
-            .and_then(|node| reachable_addr(cx, node, "dns_addr"));
+        let owner = match id {
+            Some(id) => format!("node {id}"),
+            None => format!("the node at line {}", map.pos().line),
+        };
+        let mut listener = |cx: &mut Cx, key: &'static str| {
+            let address = cx
+                .required(&map, key)
+                .and_then(|node| reachable_addr(cx, node, key))?;
+            if let Some((_, other_owner, other_key)) =
+                addresses.iter().find(|(seen, _, _)| *seen == address)
+            {
+                cx.sink.error(
+                    map.at(key),
+                    format!("address {address} is already the {other_key} of {other_owner}"),
+                );
+                return None;
+            }
+            addresses.push((address, owner.clone(), key));
+            Some(address)
+        };
+        let raft_addr = listener(cx, "raft_addr");
+        let api_addr = listener(cx, "api_addr");
+        let dns_addr = listener(cx, "dns_addr");
         let voter = match cx.optional(&map, "voter") {
             Some(node) => cx.bool(node, "voter"),
             None => Some(true),
@@ -211,7 +267,7 @@ fn read_nodes<'n>(cx: &mut Cx, top: &Map<'n>, site_names: &[String]) -> Vec<Item
             Some(voter),
         ) = (id, site, raft_addr, api_addr, dns_addr, voter)
         {
-            nodes.push(Item {
+            section.items.push(Item {
                 value: ClusterNode {
                     id: NodeId(id),
                     site: SiteId::new(site),
@@ -224,33 +280,8 @@ fn read_nodes<'n>(cx: &mut Cx, top: &Map<'n>, site_names: &[String]) -> Vec<Item
             });
         }
     }
-    let keyed: Vec<(u64, Pos)> = nodes
-        .iter()
-        .map(|item| (item.value.id.0, item.map.at("id")))
-        .collect();
-    cx.no_duplicates(&keyed, "node id", |id| *id);
-
-    // Every listener of every node needs its own address: the DNS server takes UDP and TCP,
-    // so even a DNS and a Raft listener cannot share one.
-    let mut seen: Vec<(SocketAddr, NodeId, &str)> = Vec::new();
-    for item in &nodes {
-        for key in ["raft_addr", "api_addr", "dns_addr"] {
-            let address = match key {
-                "raft_addr" => item.value.raft_addr,
-                "api_addr" => item.value.api_addr,
-                _ => item.value.dns_addr,
-            };
-            if let Some((_, node, other)) = seen.iter().find(|(seen, _, _)| *seen == address) {
-                cx.sink.error(
-                    item.map.at(key),
-                    format!("address {address} is already the {other} of node {node}"),
-                );
-            } else {
-                seen.push((address, item.value.id, key));
-            }
-        }
-    }
-    nodes
+    cx.no_duplicates(&node_ids, "node id", |id| *id);
+    section
 }
 
 fn check_nodes(
@@ -558,19 +589,18 @@ fn read_services<'n>(
     top: &Map<'n>,
     sites: &[Item<'n, Site>],
     site_names: &[String],
-) -> (Vec<Item<'n, Service>>, Vec<String>) {
+) -> Section<'n, Service> {
     let list = items(cx, top, "services", false);
-    let mut services = Vec::new();
-    let mut names = Vec::new();
+    let mut section = Section::new(list.len());
     for node in list {
         let Some(map) = cx.map(node, "services[]") else {
             continue;
         };
         let id = cx
             .required(&map, "id")
-            .and_then(|node| cx.id(node, "service id"));
+            .and_then(|node| cx.id(node, "id", "service id"));
         if let Some(id) = &id {
-            names.push(id.clone());
+            section.ids.push((id.clone(), map.at("id")));
         }
         let check = cx
             .required(&map, "check")
@@ -579,7 +609,7 @@ fn read_services<'n>(
             .required(&map, "endpoints")
             .and_then(|node| read_endpoints(cx, node, id.as_deref(), sites, site_names));
         if let (Some(id), Some(check), Some(endpoints)) = (id, check, endpoints) {
-            services.push(Item {
+            section.items.push(Item {
                 value: Service {
                     id: ServiceId::new(id),
                     check,
@@ -589,12 +619,8 @@ fn read_services<'n>(
             });
         }
     }
-    let keyed: Vec<(String, Pos)> = services
-        .iter()
-        .map(|item| (item.value.id.to_string(), item.map.at("id")))
-        .collect();
-    cx.no_duplicates(&keyed, "service", Clone::clone);
-    (services, names)
+    cx.no_duplicates(&section.ids, "service", Clone::clone);
+    section
 }
 
 fn read_check(cx: &mut Cx, node: &Node) -> Option<HealthCheck> {
@@ -727,7 +753,7 @@ fn read_dns_check(cx: &mut Cx, node: &Node) -> Option<DnsCheck> {
                             cx.sink.error(
                                 *pos,
                                 format!(
-                                    "{address} cannot be in the answer to a {} query",
+                                    "{address} cannot be in the answer to an {} query",
                                     record_type.as_str()
                                 ),
                             );
@@ -877,21 +903,16 @@ fn read_endpoints(
     (!failed).then_some(endpoints)
 }
 
-fn read_providers<'n>(
-    cx: &mut Cx,
-    top: &Map<'n>,
-    base: &Path,
-) -> (Vec<Item<'n, Provider>>, Vec<String>) {
+fn read_providers<'n>(cx: &mut Cx, top: &Map<'n>, base: &Path) -> Section<'n, Provider> {
     let list = items(cx, top, "providers", false);
-    let mut providers = Vec::new();
-    let mut names = vec![EMBEDDED_PROVIDER.to_owned()];
+    let mut section = Section::new(list.len());
     for node in list {
         let Some(map) = cx.map(node, "providers[]") else {
             continue;
         };
         let id = cx
             .required(&map, "id")
-            .and_then(|node| cx.id(node, "provider id"))
+            .and_then(|node| cx.id(node, "id", "provider id"))
             .and_then(|id| {
                 if id == EMBEDDED_PROVIDER {
                     cx.sink
@@ -899,7 +920,7 @@ fn read_providers<'n>(
                         .hint("remove this entry; zones say `provider: embedded` without declaring it");
                     return None;
                 }
-                names.push(id.clone());
+                section.ids.push((id.clone(), map.at("id")));
                 Some(id)
             });
         let kind = match cx.one_of(&map, &["rfc2136", "powerdns"]) {
@@ -912,7 +933,7 @@ fn read_providers<'n>(
             None => None,
         };
         if let (Some(id), Some(kind)) = (id, kind) {
-            providers.push(Item {
+            section.items.push(Item {
                 value: Provider {
                     id: ProviderId::new(id),
                     kind,
@@ -921,12 +942,8 @@ fn read_providers<'n>(
             });
         }
     }
-    let keyed: Vec<(String, Pos)> = providers
-        .iter()
-        .map(|item| (item.value.id.to_string(), item.map.at("id")))
-        .collect();
-    cx.no_duplicates(&keyed, "provider", Clone::clone);
-    (providers, names)
+    cx.no_duplicates(&section.ids, "provider", Clone::clone);
+    section
 }
 
 fn read_rfc2136(cx: &mut Cx, node: &Node, base: &Path) -> Option<ProviderKind> {
@@ -981,13 +998,17 @@ fn read_powerdns(cx: &mut Cx, node: &Node, base: &Path) -> Option<ProviderKind> 
 fn read_zones<'n>(
     cx: &mut Cx,
     top: &Map<'n>,
-    provider_names: &[String],
-    service_names: &[String],
-    services: &[Item<'n, Service>],
+    declared_providers: &[String],
+    services: &Section<'n, Service>,
     nodes: &[Item<'n, ClusterNode>],
-) -> Vec<Item<'n, Zone>> {
+) -> (Vec<Item<'n, Zone>>, Vec<String>) {
     let list = items(cx, top, "zones", false);
+    let mut provider_names = vec![EMBEDDED_PROVIDER.to_owned()];
+    provider_names.extend(declared_providers.iter().cloned());
+    let service_names = services.names();
     let mut zones = Vec::new();
+    let mut zone_names: Vec<(String, Pos)> = Vec::new();
+    let mut used_providers = Vec::new();
     for node in list {
         let Some(map) = cx.map(node, "zones[]") else {
             continue;
@@ -996,10 +1017,16 @@ fn read_zones<'n>(
             .required(&map, "name")
             .and_then(|node| fqdn(cx, node, "name"))
             .map(|name| name.to_ascii_lowercase());
+        if let Some(name) = &name {
+            zone_names.push((name.clone(), map.at("name")));
+        }
         let provider = match cx.optional(&map, "provider") {
-            Some(node) => reference(cx, node, "provider", "provider", provider_names),
+            Some(node) => reference(cx, node, "provider", "provider", &provider_names),
             None => Some(EMBEDDED_PROVIDER.to_owned()),
         };
+        if let Some(provider) = &provider {
+            used_providers.push(provider.clone());
+        }
         let nameservers = match cx.optional(&map, "nameservers") {
             Some(node) => cx.list_of(node, "nameservers", |cx, item| {
                 reachable_addr(cx, item, "nameservers")
@@ -1040,7 +1067,7 @@ fn read_zones<'n>(
             (_, nameservers) => nameservers,
         };
         let records = match cx.optional(&map, "records") {
-            Some(node) => read_records(cx, node, service_names, services),
+            Some(node) => read_records(cx, node, &service_names, &services.items),
             None => Some(Vec::new()),
         };
         if let (Some(name), Some(provider), Some(nameservers), Some(resolvers), Some(records)) =
@@ -1058,12 +1085,8 @@ fn read_zones<'n>(
             });
         }
     }
-    let keyed: Vec<(String, Pos)> = zones
-        .iter()
-        .map(|item| (item.value.name.to_string(), item.map.at("name")))
-        .collect();
-    cx.no_duplicates(&keyed, "zone", Clone::clone);
-    zones
+    cx.no_duplicates(&zone_names, "zone", Clone::clone);
+    (zones, used_providers)
 }
 
 fn read_records(
@@ -1100,6 +1123,9 @@ fn read_records(
                 .map(|index| Some([FailMode::Open, FailMode::Closed][index])),
             None => Some(None),
         };
+        if let (Some(name), Some(record_type)) = (&name, record_type) {
+            keyed.push(((name.clone(), record_type), map.at("name")));
+        }
         if let (Some(service), Some(record_type)) = (&service, record_type)
             && let Some(item) = services
                 .iter()
@@ -1134,7 +1160,6 @@ fn read_records(
             failed = true;
             continue;
         };
-        keyed.push(((name.clone(), record_type), map.at("name")));
         records.push(Record {
             name,
             record_type,
@@ -1243,9 +1268,11 @@ fn read_safety(cx: &mut Cx, top: &Map<'_>) -> Option<SafetyRules> {
     })
 }
 
-fn read_principals<'n>(cx: &mut Cx, top: &Map<'n>) -> Vec<Item<'n, Principal>> {
+fn read_principals<'n>(cx: &mut Cx, top: &Map<'n>) -> Section<'n, Principal> {
     let list = items(cx, top, "principals", false);
-    let mut principals = Vec::new();
+    let mut section = Section::new(list.len());
+    // (principal, token hash, position of the hash) for every readable pair.
+    let mut tokens: Vec<(String, String, Pos)> = Vec::new();
     for node in list {
         let Some(map) = cx.map(node, "principals[]") else {
             continue;
@@ -1298,8 +1325,14 @@ fn read_principals<'n>(cx: &mut Cx, top: &Map<'n>) -> Vec<Item<'n, Principal>> {
             }
             Some(set)
         });
+        if let Some(name) = &name {
+            section.ids.push((name.clone(), map.at("name")));
+            if let Some(token) = &token_sha256 {
+                tokens.push((name.clone(), token.clone(), map.at("token_sha256")));
+            }
+        }
         if let (Some(name), Some(token_sha256), Some(roles)) = (name, token_sha256, roles) {
-            principals.push(Item {
+            section.items.push(Item {
                 value: Principal {
                     name: PrincipalName::new(name),
                     token_sha256,
@@ -1309,30 +1342,20 @@ fn read_principals<'n>(cx: &mut Cx, top: &Map<'n>) -> Vec<Item<'n, Principal>> {
             });
         }
     }
-    let keyed: Vec<(String, Pos)> = principals
-        .iter()
-        .map(|item| (item.value.name.to_string(), item.map.at("name")))
-        .collect();
-    cx.no_duplicates(&keyed, "principal", Clone::clone);
-    for (index, item) in principals.iter().enumerate() {
-        if let Some(other) = principals[..index]
-            .iter()
-            .find(|other| other.value.token_sha256 == item.value.token_sha256)
-        {
+    cx.no_duplicates(&section.ids, "principal", Clone::clone);
+    for (index, (name, token, pos)) in tokens.iter().enumerate() {
+        if let Some((other, _, _)) = tokens[..index].iter().find(|(_, other, _)| other == token) {
             cx.sink
                 .error(
-                    item.map.at("token_sha256"),
-                    format!(
-                        "principals `{}` and `{}` have the same token",
-                        other.value.name, item.value.name
-                    ),
+                    *pos,
+                    format!("principals `{other}` and `{name}` have the same token"),
                 )
                 .hint(
                     "give every principal its own token, so that the audit log says who did what",
                 );
         }
     }
-    principals
+    section
 }
 
 fn check_observers(
@@ -1375,12 +1398,9 @@ fn check_observers(
     }
 }
 
-fn check_providers_used(cx: &mut Cx, providers: &[Item<'_, Provider>], zones: &[Item<'_, Zone>]) {
+fn check_providers_used(cx: &mut Cx, providers: &[Item<'_, Provider>], used: &[String]) {
     for provider in providers {
-        if !zones
-            .iter()
-            .any(|zone| zone.value.provider == provider.value.id)
-        {
+        if !used.iter().any(|name| name == provider.value.id.as_str()) {
             cx.sink.warning(
                 provider.map.at("id"),
                 format!("provider `{}` serves no zone", provider.value.id),

@@ -294,8 +294,13 @@ impl Cx {
                     .sink
                     .error(key.pos, format!("unknown {what} {}", quote(&name)));
                 if path == "steps[]" && step_keys.contains(&name.as_str()) {
+                    let kind = entries
+                        .iter()
+                        .filter_map(|(key, _)| key.scalar_text())
+                        .find(|key| kinds.contains(&key.as_str()))
+                        .unwrap_or_else(|| "wait".to_owned());
                     report.hint(format!(
-                        "`{name}` belongs inside the step: `- kind: {{ {name}: ..., ... }}`"
+                        "`{name}` belongs inside the step: `- {kind}: {{ {name}: ..., ... }}`"
                     ));
                 } else {
                     report.hint(suggestion(&name, &kinds));
@@ -378,13 +383,14 @@ impl Cx {
     }
 
     /// An identifier: lowercase letters, digits, `-` and `_`, starting with a letter or digit.
-    pub(crate) fn id(&mut self, node: &Node, key: &str) -> Option<String> {
+    /// `key` names the key in type errors, `what` the kind of id in syntax errors.
+    pub(crate) fn id(&mut self, node: &Node, key: &str, what: &str) -> Option<String> {
         let text = self.string(node, key)?;
         if is_id(&text) {
             return Some(text);
         }
         self.sink
-            .error(node.pos, format!("invalid {key} {}", quote(&text)))
+            .error(node.pos, format!("invalid {what} {}", quote(&text)))
             .hint("ids use lowercase letters, digits, `-` and `_`, start with a letter or digit, and have at most 63 characters");
         None
     }
@@ -406,9 +412,10 @@ impl Cx {
     }
 
     fn shown(&self, node: &Node, kind: &Kind) -> String {
-        match node.scalar_text() {
-            Some(text) => quote(&text),
-            None => kind.describe().to_owned(),
+        match (kind, node.scalar_text()) {
+            (Kind::Str(text), _) => format!("the string {}", quote(text)),
+            (_, Some(text)) => quote(&text),
+            (_, None) => kind.describe().to_owned(),
         }
     }
 
@@ -427,7 +434,7 @@ impl Cx {
         match u64::try_from(value) {
             Ok(value) if (min..=max).contains(&value) => Some(value),
             _ => {
-                let range = if max == u64::MAX {
+                let range = if max == u64::MAX || max == u64::from(u32::MAX) {
                     format!("at least {min}")
                 } else {
                     format!("between {min} and {max}")
@@ -617,7 +624,7 @@ impl Cx {
             {
                 self.sink
                     .error(*pos, format!("duplicate {what} `{key}`"))
-                    .hint(format!("first defined at line {}", first.line));
+                    .hint(format!("first defined at {}:{}", first.line, first.column));
             }
         }
     }

@@ -47,6 +47,8 @@ struct Scope<'c> {
     parameters: Vec<String>,
     /// Parameters referenced somewhere, for the "declared but never used" warning.
     used: BTreeSet<String>,
+    /// Every step id read, main and rollback steps, even of steps with other problems.
+    step_ids: Vec<(String, Pos)>,
 }
 
 /// A step as read, with the positions the cross-step checks point at.
@@ -61,7 +63,7 @@ pub(crate) fn read(cx: &mut Cx, root: &Node, config: &ClusterConfig) -> Option<R
     let top = cx.map(root, "")?;
     let name = cx
         .required(&top, "name")
-        .and_then(|node| cx.id(node, "runbook name"));
+        .and_then(|node| cx.id(node, "name", "runbook name"));
     let description = cx
         .required(&top, "description")
         .and_then(|node| cx.text(node, "description"));
@@ -76,8 +78,11 @@ pub(crate) fn read(cx: &mut Cx, root: &Node, config: &ClusterConfig) -> Option<R
         Some(node) => cx.positive_duration(node, "rto").map(Some),
         None => Some(None),
     };
+    // Every well-named parameter is in scope, even one whose body has a problem, so that
+    // its uses are not reported as undefined too.
+    let mut parameter_names: Vec<(String, Pos)> = Vec::new();
     let parameters = match cx.optional(&top, "parameters") {
-        Some(node) => read_parameters(cx, node),
+        Some(node) => read_parameters(cx, node, &mut parameter_names),
         None => Some(Vec::new()),
     };
     let on_failure = match cx.optional(&top, "on_failure") {
@@ -94,12 +99,11 @@ pub(crate) fn read(cx: &mut Cx, root: &Node, config: &ClusterConfig) -> Option<R
             .map(|name| (*name).to_owned())
             .collect(),
         used: BTreeSet::new(),
+        step_ids: Vec::new(),
     };
-    if let Some(parameters) = &parameters {
-        scope
-            .parameters
-            .extend(parameters.iter().map(|(name, _, _)| name.clone()));
-    }
+    scope
+        .parameters
+        .extend(parameter_names.iter().map(|(name, _)| name.clone()));
 
     let steps = cx
         .required(&top, "steps")
@@ -110,14 +114,7 @@ pub(crate) fn read(cx: &mut Cx, root: &Node, config: &ClusterConfig) -> Option<R
     };
 
     // Step ids are unique across the main and the rollback steps: reports name them.
-    if let (Some(steps), Some(rollback)) = (&steps, &rollback) {
-        let keyed: Vec<(String, Pos)> = steps
-            .iter()
-            .chain(rollback.iter())
-            .map(|read| (read.step.id.to_string(), read.map.at("id")))
-            .collect();
-        cx.no_duplicates(&keyed, "step id", Clone::clone);
-    }
+    cx.no_duplicates(&scope.step_ids, "step id", Clone::clone);
     if let Some(steps) = &steps {
         check_records_exist(cx, steps, config);
         check_empty_rotation(cx, steps, config);
@@ -137,13 +134,11 @@ pub(crate) fn read(cx: &mut Cx, root: &Node, config: &ClusterConfig) -> Option<R
     {
         check_automatic(cx, &top, triggers, pre_approved, parameters);
     }
-    if let Some(parameters) = &parameters {
-        for (name, pos, _) in parameters {
-            if !scope.used.contains(name) {
-                cx.sink
-                    .warning(*pos, format!("parameter `{name}` is never used"))
-                    .hint(format!("reference it as `${{{name}}}` or remove it"));
-            }
+    for (name, pos) in &parameter_names {
+        if !scope.used.contains(name) {
+            cx.sink
+                .warning(*pos, format!("parameter `{name}` is never used"))
+                .hint(format!("reference it as `${{{name}}}` or remove it"));
         }
     }
 
@@ -286,7 +281,12 @@ pub(crate) fn is_parameter_name(name: &str) -> bool {
             .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || *byte == b'_')
 }
 
-fn read_parameters(cx: &mut Cx, node: &Node) -> Option<Vec<(String, Pos, Parameter)>> {
+/// Reads the declared parameters; every well-formed name goes to `names`.
+fn read_parameters(
+    cx: &mut Cx,
+    node: &Node,
+    names: &mut Vec<(String, Pos)>,
+) -> Option<Vec<(String, Pos, Parameter)>> {
     let map = cx.map(node, "parameters")?;
     let mut parameters = Vec::new();
     let mut failed = false;
@@ -316,6 +316,7 @@ fn read_parameters(cx: &mut Cx, node: &Node) -> Option<Vec<(String, Pos, Paramet
             failed = true;
             continue;
         }
+        names.push((name.clone(), key.pos));
         let Some(body) = cx.map(value, "parameters.*") else {
             failed = true;
             continue;
@@ -396,7 +397,10 @@ fn read_step<'n>(
     let map = cx.map(body, path)?;
     let id = cx
         .required(&map, "id")
-        .and_then(|node| cx.id(node, "step id"));
+        .and_then(|node| cx.id(node, "id", "step id"));
+    if let Some(id) = &id {
+        scope.step_ids.push((id.clone(), map.at("id")));
+    }
     let timeout = match cx.optional(&map, "timeout") {
         Some(node) => cx.positive_duration(node, "timeout").and_then(|timeout| {
             if timeout > STEP_TIMEOUT_MAX {
@@ -525,13 +529,14 @@ fn read_shift(
                 let template = site_template(cx, item, "to", scope)?;
                 Some((template, item.pos))
             })?;
+            let mut valid = true;
             for (index, (site, pos)) in sites.iter().enumerate() {
                 if sites[..index].iter().any(|(other, _)| other == site) {
                     cx.sink.error(
                         *pos,
                         format!("site {} is listed twice", quote(site.as_str())),
                     );
-                    return None;
+                    valid = false;
                 }
             }
             if let Some(services) = &services {
@@ -549,11 +554,14 @@ fn read_shift(
                                         site.as_str()
                                     ),
                                 );
-                                return None;
+                                valid = false;
                             }
                         }
                     }
                 }
+            }
+            if !valid {
+                return None;
             }
             Some(ShiftDirection::To(
                 sites.into_iter().map(|(site, _)| site).collect(),
@@ -667,6 +675,8 @@ fn read_set_records(cx: &mut Cx, map: &Map<'_>, scope: &mut Scope<'_>) -> Option
         None
     });
     let records = cx.required(map, "records").and_then(|node| {
+        // (name, type, position) of every record whose name and type could be read.
+        let mut keyed: Vec<(String, RecordType, Pos)> = Vec::new();
         let records = cx.list_of(node, "records", |cx, item| {
             let record = cx.map(item, "steps[].set_records.records[]")?;
             let name = cx
@@ -680,6 +690,9 @@ fn read_set_records(cx: &mut Cx, map: &Map<'_>, scope: &mut Scope<'_>) -> Option
                 Some(node) => ttl(cx, node),
                 None => Some(Duration::from_secs(30)),
             };
+            if let (Some(name), Some(record_type)) = (&name, record_type) {
+                keyed.push((name.clone(), record_type, record.pos()));
+            }
             let values = cx.required(&record, "values").and_then(|node| {
                 cx.list_of(node, "values", |cx, item| {
                     let address = cx.ip(item, "values")?;
@@ -707,27 +720,26 @@ fn read_set_records(cx: &mut Cx, map: &Map<'_>, scope: &mut Scope<'_>) -> Option
                 },
                 record.pos(),
             ))
-        })?;
+        });
+        let mut duplicated = false;
+        for (index, (name, record_type, pos)) in keyed.iter().enumerate() {
+            if keyed[..index]
+                .iter()
+                .any(|(other, other_type, _)| other == name && other_type == record_type)
+            {
+                cx.sink.error(
+                    *pos,
+                    format!("record `{name}` {} is listed twice", record_type.as_str()),
+                );
+                duplicated = true;
+            }
+        }
+        let records = records?;
         if records.is_empty() {
             cx.sink.error(node.pos, "`records` is empty");
             return None;
         }
-        for (index, (record, pos)) in records.iter().enumerate() {
-            if records[..index].iter().any(|(other, _)| {
-                other.name == record.name && other.record_type == record.record_type
-            }) {
-                cx.sink.error(
-                    *pos,
-                    format!(
-                        "record `{}` {} is listed twice",
-                        record.name,
-                        record.record_type.as_str()
-                    ),
-                );
-                return None;
-            }
-        }
-        Some(records.into_iter().map(|(record, _)| record).collect())
+        (!duplicated).then(|| records.into_iter().map(|(record, _)| record).collect())
     });
     Some(SetRecords {
         zone: zone?,
@@ -1182,7 +1194,7 @@ fn check_empty_rotation(cx: &mut Cx, steps: &[ReadStep<'_>], config: &ClusterCon
                 .collect();
             let pos = read.map.at(key);
             let shift = if key == "to" && base_sites.is_empty() {
-                format!("shifting `{service}` to no site leaves it in no site")
+                format!("`to: []` leaves `{service}` in no site")
             } else {
                 format!("shifting `{service}` {description} could leave it in no site")
             };
@@ -1233,27 +1245,26 @@ fn check_rollback(
     rollback: &[ReadStep<'_>],
     on_failure: OnFailure,
 ) {
-    if on_failure == OnFailure::Rollback {
-        if rollback.is_empty() {
-            cx.sink
-                .error(
-                    top.at("on_failure"),
-                    "`on_failure: rollback` but the runbook has no rollback steps",
-                )
-                .hint("add `rollback:` steps, or use `halt`");
-        }
+    if !rollback.is_empty() {
+        return;
     }
-    for read in steps {
-        if read.step.on_failure == Some(OnFailure::Rollback) {
-            if rollback.is_empty() {
-                cx.sink
-                    .error(
-                        read.map.at("on_failure"),
-                        "`on_failure: rollback` but the runbook has no rollback steps",
-                    )
-                    .hint("add `rollback:` steps, or use `halt`");
-            }
-        }
+    let mut places = Vec::new();
+    if on_failure == OnFailure::Rollback {
+        places.push(top.at("on_failure"));
+    }
+    places.extend(
+        steps
+            .iter()
+            .filter(|read| read.step.on_failure == Some(OnFailure::Rollback))
+            .map(|read| read.map.at("on_failure")),
+    );
+    for pos in places {
+        cx.sink
+            .error(
+                pos,
+                "`on_failure: rollback` but the runbook has no rollback steps",
+            )
+            .hint("add `rollback:` steps, or use `halt`");
     }
 }
 
@@ -1305,6 +1316,7 @@ mod tests {
             config,
             parameters,
             used: BTreeSet::new(),
+            step_ids: Vec::new(),
         }
     }
 

@@ -16,7 +16,10 @@ fn yaml_files(folder: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(repository().join(folder))
         .unwrap()
         .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|extension| extension == "yaml"))
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "yaml")
+        })
         .collect();
     files.sort();
     files
@@ -35,7 +38,12 @@ fn every_config_is_valid_without_warnings() {
     for file in files {
         let loaded = load_config(&file).unwrap();
         let rendered: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
-        assert!(rendered.is_empty(), "{}:\n{}", file.display(), rendered.join("\n"));
+        assert!(
+            rendered.is_empty(),
+            "{}:\n{}",
+            file.display(),
+            rendered.join("\n")
+        );
         assert!(loaded.value.is_some());
     }
 }
@@ -48,7 +56,8 @@ fn every_runbook_is_valid_against_every_config() {
         let config = config(config_name);
         for file in &runbooks {
             let loaded = load_runbook(file, &config).unwrap();
-            let rendered: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
+            let rendered: Vec<String> =
+                loaded.diagnostics.iter().map(ToString::to_string).collect();
             assert!(
                 rendered.is_empty(),
                 "{} against {config_name}:\n{}",
@@ -64,21 +73,35 @@ fn every_runbook_is_valid_against_every_config() {
 fn demo_config_has_the_promised_shape() {
     let demo = config("demo.yaml");
     assert_eq!(demo.name, "demo");
-    assert_eq!(demo.secret_file, repository().join("configs/demo-cluster.secret"));
+    assert_eq!(
+        demo.secret_file,
+        repository().join("configs/demo-cluster.secret")
+    );
     let secret = std::fs::read_to_string(&demo.secret_file).unwrap();
     assert!(secret.trim_end().len() >= 32 && !secret.trim_end().contains('\n'));
     let sites: Vec<&str> = demo.sites.iter().map(|site| site.id.as_str()).collect();
     assert_eq!(sites, ["alpha", "beta", "gamma"]);
-    let raft: Vec<String> = demo.nodes.iter().map(|node| node.raft_addr.to_string()).collect();
+    let raft: Vec<String> = demo
+        .nodes
+        .iter()
+        .map(|node| node.raft_addr.to_string())
+        .collect();
     assert_eq!(raft, ["127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"]);
     assert!(demo.nodes.iter().all(|node| node.voter));
     let www = demo.service(&"www".into()).unwrap();
-    let ids: Vec<&str> = www.endpoints.iter().map(|endpoint| endpoint.id.as_str()).collect();
+    let ids: Vec<&str> = www
+        .endpoints
+        .iter()
+        .map(|endpoint| endpoint.id.as_str())
+        .collect();
     assert_eq!(ids, ["www/alpha/1", "www/beta/1", "www/gamma/1"]);
     let zone = &demo.zones[0];
     assert_eq!(zone.name.as_str(), "demo.test.");
     let nameservers: Vec<String> = zone.nameservers.iter().map(ToString::to_string).collect();
-    assert_eq!(nameservers, ["127.0.0.1:5301", "127.0.0.1:5302", "127.0.0.1:5303"]);
+    assert_eq!(
+        nameservers,
+        ["127.0.0.1:5301", "127.0.0.1:5302", "127.0.0.1:5303"]
+    );
     assert_eq!(demo.providers[0].id.as_str(), "embedded");
     assert_eq!(demo.detection.probe_interval.as_millis(), 500);
     assert_eq!(demo.detection.failover_cooldown.as_secs(), 60);
@@ -151,7 +174,11 @@ fn insertions(node: &Node, source: &str, free_form: bool, out: &mut Vec<Insertio
 }
 
 fn char_at(source: &str, pos: Pos) -> Option<char> {
-    source.lines().nth(pos.line - 1)?.chars().nth(pos.column - 1)
+    source
+        .lines()
+        .nth(pos.line - 1)?
+        .chars()
+        .nth(pos.column - 1)
 }
 
 fn insert(source: &str, at: Pos, text: &str) -> String {
