@@ -95,8 +95,8 @@ fn serve(endpoints: usize) {
     });
 }
 
-/// user + system CPU time of a process, from /proc/PID/stat, in clock ticks.
-fn cpu_ticks(pid: &str) -> u64 {
+/// User and system CPU time of a process, from /proc/PID/stat, in clock ticks.
+fn cpu_ticks(pid: &str) -> (u64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The command name may contain spaces; the fields that follow it do not.
     let fields: Vec<&str> = stat
@@ -110,7 +110,7 @@ fn cpu_ticks(pid: &str) -> u64 {
             .unwrap_or(0)
     };
     // utime and stime are fields 14 and 15 of the file; `fields` starts at field 3.
-    field(11) + field(12)
+    (field(11), field(12))
 }
 
 fn clock_ticks_per_second() -> u64 {
@@ -205,8 +205,15 @@ fn bench(endpoints: usize, duration: Duration) {
         let started = Instant::now();
         tokio::time::sleep(duration - warmup).await;
         let wall = started.elapsed();
-        let cpu = (cpu_ticks("self") - cpu_before) as f64 / ticks_per_second;
-        let server_cpu = (cpu_ticks(&server_pid) - server_before) as f64 / ticks_per_second;
+        let cpu_after = cpu_ticks("self");
+        let cpu = (
+            (cpu_after.0 - cpu_before.0) as f64 / ticks_per_second,
+            (cpu_after.1 - cpu_before.1) as f64 / ticks_per_second,
+        );
+        let server_after = cpu_ticks(&server_pid);
+        let server_cpu = ((server_after.0 + server_after.1) - (server_before.0 + server_before.1))
+            as f64
+            / ticks_per_second;
         let after = handle.stats();
         let snapshot = handle.snapshot();
         let up = snapshot
@@ -278,7 +285,21 @@ fn bench(endpoints: usize, duration: Duration) {
         percentile(0.99),
         percentile(1.0)
     );
-    println!("  prober cpu:         {:.3} of one core", cpu / seconds);
+    println!(
+        "  prober cpu:         {:.3} of one core (user {:.3}, system {:.3})",
+        (cpu.0 + cpu.1) / seconds,
+        cpu.0 / seconds,
+        cpu.1 / seconds
+    );
+    println!(
+        "  machine load:       {} (1, 5, 15 min; other processes share the 2 cores)",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!(
         "  server cpu (child): {:.3} of one core",
         server_cpu / seconds

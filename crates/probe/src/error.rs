@@ -12,6 +12,8 @@ pub enum ProbeError {
     },
     #[error("endpoint {endpoint}: invalid http host header {host:?}")]
     HttpHost { endpoint: EndpointId, host: String },
+    #[error("endpoint {endpoint}: invalid http url {url:?}")]
+    HttpUrl { endpoint: EndpointId, url: String },
     #[error("endpoint {endpoint}: invalid dns name {name:?}: {message}")]
     DnsName {
         endpoint: EndpointId,

@@ -19,7 +19,8 @@ use crate::tls;
 pub(crate) struct HttpProbe {
     client: Client,
     method: Method,
-    url: String,
+    /// Parsed once here rather than on every probe.
+    url: reqwest::Url,
     host: Option<HeaderValue>,
     expected_status: Vec<u16>,
     body_contains: Option<String>,
@@ -123,7 +124,10 @@ impl HttpClients {
         Ok(HttpProbe {
             client,
             method,
-            url,
+            url: reqwest::Url::parse(&url).map_err(|_| ProbeError::HttpUrl {
+                endpoint: endpoint.clone(),
+                url,
+            })?,
             host,
             expected_status: check.expected_status.clone(),
             body_contains: check.body_contains.clone(),
@@ -135,7 +139,7 @@ impl HttpClients {
 impl HttpProbe {
     /// Runs the check; the caller bounds it with `probe_timeout`.
     pub(crate) async fn run(&self) -> Result<(), ProbeFailure> {
-        let mut request = self.client.request(self.method.clone(), &self.url);
+        let mut request = self.client.request(self.method.clone(), self.url.clone());
         if let Some(host) = &self.host {
             request = request.header(HOST, host.clone());
         }
