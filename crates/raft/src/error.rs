@@ -25,6 +25,8 @@ pub enum RaftError {
     },
     #[error("cannot open the raft store {path}: {source}")]
     StoreOpen { path: PathBuf, source: redb::Error },
+    #[error("the raft store {path} is in use by another node process")]
+    StoreInUse { path: PathBuf },
     #[error("raft storage failed: {source}")]
     Storage {
         source: Box<openraft::StorageError<u64>>,

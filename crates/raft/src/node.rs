@@ -25,6 +25,8 @@ pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 const BOOTSTRAP_ROUNDS_MAX: u32 = 600;
 /// How long the bootstrapping node waits to win the first election before adding learners.
 const FIRST_LEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `start` waits for another holder of the store file to let go of it.
+const STORE_BUSY_WAIT: Duration = Duration::from_secs(3);
 /// Name of the store file inside the data directory.
 pub const STORE_FILE: &str = "raft.redb";
 
@@ -144,10 +146,7 @@ impl RaftNode {
             source,
         })?;
         let path = data_dir.join(STORE_FILE);
-        let store = Store::open(&path).map_err(|source| RaftError::StoreOpen {
-            path: path.clone(),
-            source,
-        })?;
+        let store = open_store(&path).await?;
         let mut voters: Vec<u64> = cluster.voters().map(|node| node.id.0).collect();
         voters.sort_unstable();
         let expected = ClusterIdentity {
@@ -508,5 +507,31 @@ impl RaftNode {
     #[doc(hidden)]
     pub fn raft_metrics(&self) -> watch::Receiver<openraft::RaftMetrics<u64, BasicNode>> {
         self.inner.raft.metrics()
+    }
+}
+
+/// Opens the store, waiting a little while another holder lets go of it: the tasks of a node
+/// shut down in the same process release it shortly after `shutdown` returns. Another process
+/// using the same data directory keeps it, and the node then refuses to start.
+async fn open_store(path: &std::path::Path) -> Result<Store, RaftError> {
+    let started = std::time::Instant::now();
+    loop {
+        match Store::open(path) {
+            Ok(store) => return Ok(store),
+            Err(redb::Error::DatabaseAlreadyOpen) if started.elapsed() < STORE_BUSY_WAIT => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(redb::Error::DatabaseAlreadyOpen) => {
+                return Err(RaftError::StoreInUse {
+                    path: path.to_owned(),
+                });
+            }
+            Err(source) => {
+                return Err(RaftError::StoreOpen {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
     }
 }

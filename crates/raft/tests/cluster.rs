@@ -556,3 +556,23 @@ async fn a_whole_cluster_restart_rebuilds_the_same_state() {
         cluster.stop(id).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_data_dir_in_use_is_refused() {
+    let (mut cluster, listeners) = TestCluster::new(1, 1000).await;
+    let listener = listeners.into_iter().next().expect("listener");
+    cluster.start(1, listener).await;
+    let error = RaftNode::start(RaftNodeConfig {
+        node_id: NodeId(1),
+        cluster: cluster.config.clone(),
+        data_dir: cluster.data_dirs[0].clone(),
+        secret: Secret::new(SECRET).expect("secret"),
+    })
+    .await
+    .expect_err("second node on the same data dir");
+    assert!(
+        matches!(error, switchyard_raft::RaftError::StoreInUse { .. }),
+        "{error}"
+    );
+    cluster.stop(1).await;
+}
