@@ -2,7 +2,7 @@
 //!
 //! Each entry's `hash` is `sha256(prev_hash_bytes || canonical_json(entry without hash))`, where
 //! `prev_hash_bytes` are the 32 raw bytes of the previous entry's hash (64 zeros in hex for the
-//! first entry) and the canonical JSON is `serde_json` of [`HashedFields`], whose field order is
+//! first entry) and the canonical JSON is `serde_json` of `HashedFields`, whose field order is
 //! fixed. Changing, reordering or deleting any entry therefore breaks every later link, and
 //! [`verify`] finds the first broken one.
 //!

@@ -17,7 +17,7 @@
 //! and applying is deterministic, so rebuilding gives the same state and audit head.
 //!
 //! redb calls are synchronous; the ones that wait for the disk (durable commits) run through
-//! [`blocking`], so that an fsync does not hold up the other tasks of a tokio worker thread.
+//! `blocking`, so that an fsync does not hold up the other tasks of a tokio worker thread.
 
 // openraft's storage traits fix the error type as `StorageError`, which is large; boxing it in
 // our helpers would only add conversions at every trait boundary.
