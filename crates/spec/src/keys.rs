@@ -234,6 +234,15 @@ mod tests {
     }
 
     #[test]
+    fn fields_fit_in_a_markdown_table() {
+        for doc in CONFIG_KEYS.iter().chain(RUNBOOK_KEYS) {
+            for field in [doc.path, doc.kind, doc.default, doc.meaning] {
+                assert!(!field.is_empty() && !field.contains('|'), "{doc:?}");
+            }
+        }
+    }
+
+    #[test]
     fn paths_are_unique_and_parents_exist() {
         for keys in [CONFIG_KEYS, RUNBOOK_KEYS] {
             for (index, doc) in keys.iter().enumerate() {
