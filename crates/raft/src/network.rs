@@ -246,8 +246,10 @@ async fn post_json<Req: Serialize, Resp: DeserializeOwned>(
             found: node,
         }));
     }
+    // A peer answering 4xx or 5xx (a bad body, a broken store) will not do better if asked
+    // again at once: back off too.
     if !status.is_success() {
-        return Err(CallError::Network(TransportError::Status {
+        return Err(CallError::Unreachable(TransportError::Status {
             target,
             addr: addr.to_owned(),
             status: status.as_u16(),

@@ -576,3 +576,47 @@ async fn a_data_dir_in_use_is_refused() {
     );
     cluster.stop(1).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_a_majority_writes_fail_with_no_quorum_then_recover() {
+    let (mut cluster, listeners) = TestCluster::new(3, 1000).await;
+    for (position, listener) in listeners.into_iter().enumerate() {
+        cluster.start(position as u64 + 1, listener).await;
+    }
+    let leader = cluster.leader().await;
+    let followers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    for id in &followers {
+        cluster.stop(*id).await;
+    }
+    let started = Instant::now();
+    let result = cluster
+        .node(leader)
+        .propose(annotation("alone".to_owned()))
+        .await;
+    assert!(
+        matches!(result, Err(ProposeError::NoQuorum { .. })),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < switchyard_raft::COMMIT_TIMEOUT + Duration::from_secs(2));
+    let read = cluster.node(leader).ensure_linearizable().await;
+    assert!(
+        matches!(
+            read,
+            Err(ProposeError::NoQuorum { .. } | ProposeError::ForwardToLeader { .. })
+        ),
+        "{read:?}"
+    );
+    for id in &followers {
+        cluster.restart(*id).await;
+    }
+    let leader = cluster.leader().await;
+    let applied = cluster
+        .node(leader)
+        .propose(annotation("majority back".to_owned()))
+        .await
+        .expect("writes work again");
+    cluster.applied_everywhere(applied.index).await;
+    for id in 1..=3 {
+        cluster.stop(id).await;
+    }
+}
