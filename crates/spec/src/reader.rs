@@ -275,7 +275,7 @@ impl Cx {
             );
             report.hint(format!(
                 "write it like `{}: {{ ... }}`; {what}s: {}",
-                kinds[0],
+                kinds.first().copied().unwrap_or("kind"),
                 kinds.join(", ")
             ));
             return None;
@@ -323,7 +323,7 @@ impl Cx {
         }
         if found.is_none() && entries.is_empty() {
             self.sink
-                .error(node.pos, format!("empty {what}"))
+                .error(node.pos, format!("{} is empty: it needs one {what}", place(path)))
                 .hint(format!("{what}s: {}", kinds.join(", ")));
         }
         let (name, key, value) = found?;
