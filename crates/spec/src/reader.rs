@@ -323,7 +323,10 @@ impl Cx {
         }
         if found.is_none() && entries.is_empty() {
             self.sink
-                .error(node.pos, format!("{} is empty: it needs one {what}", place(path)))
+                .error(
+                    node.pos,
+                    format!("{} is empty: it needs one {what}", place(path)),
+                )
                 .hint(format!("{what}s: {}", kinds.join(", ")));
         }
         let (name, key, value) = found?;
