@@ -18,6 +18,8 @@ pub enum FaultKind {
     /// The site's nodes do not replicate (the leader does not hear from them); its services are
     /// fine.
     ControllerPartitioned { site: SiteId },
+    /// No leader (an election): nothing commits; nodes keep probing and retry afterwards.
+    LeaderElection,
     /// The endpoint alternates `down_ms` down and `up_ms` up.
     Flapping {
         endpoint: EndpointId,
@@ -63,6 +65,7 @@ impl fmt::Display for Fault {
             FaultKind::ControllerPartitioned { site } => {
                 write!(f, "controller of {site} partitioned")?
             }
+            FaultKind::LeaderElection => f.write_str("leader election")?,
             FaultKind::Flapping {
                 endpoint,
                 down_ms,
@@ -108,7 +111,8 @@ impl FaultPlan {
         for _ in 0..fault_count {
             let start = 100 * rng.random_range(20..=480);
             let end = (start + 100 * rng.random_range(20..=200)).min(SAFETY_MS);
-            let kind = match rng.random_range(0..10) {
+            let mut end = end;
+            let kind = match rng.random_range(0..11) {
                 0..=3 => FaultKind::SiteLoss {
                     site: judged[rng.random_range(0..judged.len())].clone(),
                     controller_down: rng.random_bool(0.5),
@@ -119,6 +123,11 @@ impl FaultPlan {
                 6 => FaultKind::ControllerPartitioned {
                     site: all[rng.random_range(0..all.len())].clone(),
                 },
+                7 => {
+                    // Elections take one to a few election timeouts.
+                    end = (start + 100 * rng.random_range(15..=60)).min(SAFETY_MS);
+                    FaultKind::LeaderElection
+                }
                 _ => FaultKind::Flapping {
                     endpoint: endpoints[rng.random_range(0..endpoints.len())].clone(),
                     down_ms: 100 * rng.random_range(2..=25),
@@ -177,6 +186,12 @@ impl FaultPlan {
                 matches!(&fault.kind,
                     FaultKind::ControllerPartitioned { site: cut } if cut == site)
             })
+    }
+
+    /// Whether no leader exists at `now`, so that nothing commits.
+    pub fn leaderless(&self, now: u64) -> bool {
+        self.active(now)
+            .any(|fault| matches!(fault.kind, FaultKind::LeaderElection))
     }
 
     /// Whether the endpoint truly serves at `now`.

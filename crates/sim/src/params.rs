@@ -28,6 +28,8 @@ pub struct SimParams {
     pub policy: DetectionPolicy,
     /// The simulated clock's step: `confirm_interval`.
     pub step_ms: u64,
+    /// How often the leader asks the detector for due transitions (a multiple of `step_ms`).
+    pub leader_timer_ms: u64,
 }
 
 impl SimParams {
@@ -88,6 +90,7 @@ impl SimParams {
             sites,
             policy,
             step_ms: 100,
+            leader_timer_ms: 100 * rng.random_range(1..=5),
         }
     }
 
@@ -178,6 +181,7 @@ impl fmt::Display for SimParams {
             )?;
         }
         let policy = &self.policy;
+        writeln!(f, "leader timer {}ms", self.leader_timer_ms)?;
         write!(
             f,
             "policy rise={} fall={} fraction={} observer_sites_min={} hold={:?} recover_hold={:?} \

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use rand::Rng;
 use rand::rngs::StdRng;
 use switchyard_core::detection::{
-    ControllerContact, DetectionEvent, DetectionInput, Detector, Verdict, VerdictChanged,
-    VerdictCounter,
+    ControllerContact, DetectionEvent, DetectionInput, Detector, SiteState, Verdict,
+    VerdictChanged, VerdictCounter,
 };
 use switchyard_core::{EndpointId, NodeId, SiteId, Timestamp};
 
@@ -26,6 +26,8 @@ struct Probe {
     counter: VerdictCounter,
     /// When the current local verdict flipped (the `since` it will commit).
     since: u64,
+    /// The verdict of this pair committed through the detector.
+    committed: Verdict,
     next_probe: u64,
     /// The previous probe failed at random: the next one will not, so that a random failure is
     /// always a single one.
@@ -54,6 +56,9 @@ pub struct World {
     pub rejections: u64,
     /// How many `SiteLost` events were applied.
     pub losses: u64,
+    /// For each site declared down during a real loss: the time from the loss to the declaration,
+    /// and the part of it beyond `hold` (the time to confirm the loss before holding it).
+    pub detection_latencies_ms: Vec<(u64, u64)>,
 }
 
 impl World {
@@ -83,6 +88,7 @@ impl World {
                         endpoint_site: endpoint.site.clone(),
                         counter: VerdictCounter::from_policy(&params.policy),
                         since: 0,
+                        committed: Verdict::Up,
                         next_probe: phase,
                         random_failure_last: false,
                     });
@@ -110,6 +116,7 @@ impl World {
             transitions: 0,
             rejections: 0,
             losses: 0,
+            detection_latencies_ms: Vec::new(),
         };
         if world.trace.is_some() {
             let mut lines = vec![world.params.to_string()];
@@ -173,6 +180,11 @@ impl World {
         for line in starts {
             self.log(|| line);
         }
+        if self.faults.leaderless(now) {
+            // Without a leader nothing commits: nodes only probe, and retry afterwards.
+            self.probe(now);
+            return self.check_step(invariants);
+        }
         self.apply(
             &DetectionInput::Tick {
                 now: Timestamp(now),
@@ -200,28 +212,26 @@ impl World {
 
         self.probe(now);
 
+        let reachable_sites: Vec<&SiteId> = self
+            .site_nodes
+            .keys()
+            .filter(|site| self.faults.nodes_reachable(site, now))
+            .collect();
         let mut changes = Vec::new();
-        for probe in &self.probes {
-            if !self.faults.nodes_reachable(&probe.node_site, now) {
+        for probe in &mut self.probes {
+            let verdict = probe.counter.verdict();
+            if verdict == probe.committed || !reachable_sites.contains(&&probe.node_site) {
                 continue;
             }
-            let committed = self
-                .committed
-                .get(&probe.node)
-                .and_then(|verdicts| verdicts.get(&probe.endpoint))
-                .copied()
-                .unwrap_or(Verdict::Up);
-            let verdict = probe.counter.verdict();
-            if verdict != committed {
-                changes.push(DetectionInput::VerdictChanged(VerdictChanged {
-                    observer: probe.node,
-                    endpoint: probe.endpoint.clone(),
-                    verdict,
-                    since: Timestamp(probe.since),
-                    last_error: (verdict == Verdict::Down).then(|| "simulated".to_owned()),
-                    latency_ms: None,
-                }));
-            }
+            probe.committed = verdict;
+            changes.push(DetectionInput::VerdictChanged(VerdictChanged {
+                observer: probe.node,
+                endpoint: probe.endpoint.clone(),
+                verdict,
+                since: Timestamp(probe.since),
+                last_error: (verdict == Verdict::Down).then(|| "simulated".to_owned()),
+                latency_ms: None,
+            }));
         }
         for change in changes {
             if let DetectionInput::VerdictChanged(verdict) = &change {
@@ -233,8 +243,14 @@ impl World {
             self.apply(&change, invariants)?;
         }
 
-        // The leader: propose what is due, apply it, until nothing more is (bounded).
-        for _round in 0..8 {
+        // The leader, on its timer: propose what is due and apply it, until nothing more is
+        // (bounded).
+        let rounds = if now.is_multiple_of(self.params.leader_timer_ms) {
+            8
+        } else {
+            0
+        };
+        for _round in 0..rounds {
             let proposals = self.detector.propose(Timestamp(now));
             if proposals.is_empty() {
                 break;
@@ -244,10 +260,14 @@ impl World {
             }
         }
 
+        self.check_step(invariants)
+    }
+
+    fn check_step(&self, invariants: &mut [Box<dyn Invariant>]) -> Result<(), Violation> {
         for invariant in invariants.iter_mut() {
             invariant.after_step(self).map_err(|message| Violation {
                 invariant: invariant.name(),
-                at: now,
+                at: self.now,
                 message,
             })?;
         }
@@ -323,11 +343,20 @@ impl World {
             if matches!(event, DetectionEvent::SiteLost(_)) {
                 self.losses += 1;
             }
+            if let Some(transition) = event.transition()
+                && transition.to.is_down()
+                && matches!(transition.from, SiteState::Suspect)
+                && let Some(fault) = self.faults.site_lost(&transition.site, self.now)
+            {
+                let latency = self.now - fault.start;
+                let beyond_hold = latency.saturating_sub(duration_ms(self.params.policy.hold));
+                self.detection_latencies_ms.push((latency, beyond_hold));
+            }
             self.log(|| event.to_string());
         }
         for invariant in invariants.iter_mut() {
             invariant
-                .after_apply(self, &events)
+                .after_apply(self, input, &events)
                 .map_err(|message| Violation {
                     invariant: invariant.name(),
                     at: self.now,

@@ -50,6 +50,26 @@ fn detection_invariants_hold_for_every_seed() {
             .flat_map(|handle| handle.join().expect("a simulation thread panicked"))
             .collect()
     });
+    for (label, pick) in [
+        ("loss to declaration", 0),
+        ("loss to declaration minus hold", 1),
+    ] {
+        let mut latencies: Vec<u64> = reports
+            .iter()
+            .flat_map(|report| report.detection_latencies_ms.iter())
+            .map(|pair| if pick == 0 { pair.0 } else { pair.1 })
+            .collect();
+        latencies.sort_unstable();
+        if let Some(max) = latencies.last() {
+            let at = |fraction: f64| latencies[((latencies.len() - 1) as f64 * fraction) as usize];
+            println!(
+                "{label} over {} real losses: median {}ms, p99 {}ms, max {max}ms",
+                latencies.len(),
+                at(0.5),
+                at(0.99)
+            );
+        }
+    }
     let failures: Vec<String> = reports.iter().filter_map(failure_text).collect();
     let losses: u64 = reports.iter().map(|report| report.losses).sum();
     let transitions: u64 = reports.iter().map(|report| report.transitions).sum();

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use switchyard_core::SiteId;
-use switchyard_core::detection::{DetectionEvent, SiteState};
+use switchyard_core::detection::{DetectionEvent, DetectionInput, SiteState};
 
 use crate::fault::duration_ms;
 use crate::world::World;
@@ -34,7 +34,12 @@ impl Invariant for Hysteresis {
         "hysteresis"
     }
 
-    fn after_apply(&mut self, world: &World, events: &[DetectionEvent]) -> Result<(), String> {
+    fn after_apply(
+        &mut self,
+        world: &World,
+        _input: &DetectionInput,
+        events: &[DetectionEvent],
+    ) -> Result<(), String> {
         let recover_hold = duration_ms(world.params.policy.recover_hold);
         for transition in events.iter().filter_map(DetectionEvent::transition) {
             let (state, entered) = self

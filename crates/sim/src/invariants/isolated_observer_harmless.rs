@@ -2,7 +2,7 @@
 //! recently, unless several faults combined (two structural faults at once, or another site
 //! already down so that fewer observers are left to outvote a misled one).
 
-use switchyard_core::detection::DetectionEvent;
+use switchyard_core::detection::{DetectionEvent, DetectionInput};
 
 use crate::fault::duration_ms;
 use crate::world::World;
@@ -17,7 +17,12 @@ impl Invariant for IsolatedObserverHarmless {
         "isolated_observer_harmless"
     }
 
-    fn after_apply(&mut self, world: &World, events: &[DetectionEvent]) -> Result<(), String> {
+    fn after_apply(
+        &mut self,
+        world: &World,
+        _input: &DetectionInput,
+        events: &[DetectionEvent],
+    ) -> Result<(), String> {
         let policy = &world.params.policy;
         let interval = duration_ms(policy.probe_interval);
         // Verdicts lag the truth by up to `rise` probes (plus a phase) on the way back up, and the

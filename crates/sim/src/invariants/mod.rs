@@ -7,7 +7,7 @@ mod isolated_observer_harmless;
 mod quorum_agreed;
 mod survivor_kept;
 
-use switchyard_core::detection::DetectionEvent;
+use switchyard_core::detection::{DetectionEvent, DetectionInput};
 
 use crate::world::World;
 
@@ -23,7 +23,12 @@ pub trait Invariant {
     fn name(&self) -> &'static str;
 
     /// After every applied command, with the facts it produced.
-    fn after_apply(&mut self, _world: &World, _events: &[DetectionEvent]) -> Result<(), String> {
+    fn after_apply(
+        &mut self,
+        _world: &World,
+        _input: &DetectionInput,
+        _events: &[DetectionEvent],
+    ) -> Result<(), String> {
         Ok(())
     }
 

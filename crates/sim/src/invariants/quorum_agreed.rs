@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use switchyard_core::SiteId;
-use switchyard_core::detection::{DetectionEvent, SiteState, Verdict};
+use switchyard_core::detection::{DetectionEvent, DetectionInput, SiteState, Verdict};
 
 use crate::fault::duration_ms;
 use crate::world::World;
@@ -25,7 +25,12 @@ impl Invariant for QuorumAgreed {
         "quorum_agreed"
     }
 
-    fn after_apply(&mut self, world: &World, events: &[DetectionEvent]) -> Result<(), String> {
+    fn after_apply(
+        &mut self,
+        world: &World,
+        input: &DetectionInput,
+        events: &[DetectionEvent],
+    ) -> Result<(), String> {
         let hold = duration_ms(world.params.policy.hold);
         for transition in events.iter().filter_map(DetectionEvent::transition) {
             if !transition.to.is_down() {
@@ -47,6 +52,10 @@ impl Invariant for QuorumAgreed {
                     hold
                 ));
             }
+        }
+        // Ticks only move the clock: agreement cannot change.
+        if matches!(input, DetectionInput::Tick { .. }) {
+            return Ok(());
         }
         for site in world.params.judged_sites() {
             if agreed_down(world, &site.id) {
