@@ -492,6 +492,27 @@ impl RaftNode {
         self.inner.state_machine.subscribe_applied()
     }
 
+    /// Resolves when the Raft core stops, with the reason: on its own (a storage error or a
+    /// panic), the node must then be taken out of service; after `shutdown` the reason says
+    /// "stopped". Never resolves while the core runs.
+    pub async fn wait_fatal(&self) -> String {
+        let mut metrics = self.inner.raft.metrics();
+        let reason = metrics
+            .wait_for(|metrics| metrics.running_state.is_err())
+            .await
+            .ok()
+            .and_then(|metrics| {
+                metrics
+                    .running_state
+                    .as_ref()
+                    .err()
+                    .map(ToString::to_string)
+            })
+            .unwrap_or_else(|| "raft core stopped".to_owned());
+        tracing::error!(%reason, "raft core stopped");
+        reason
+    }
+
     /// Stops the Raft core. The RPC server should stop serving before or right after.
     pub async fn shutdown(&self) -> Result<(), RaftError> {
         self.inner

@@ -574,7 +574,18 @@ async fn a_data_dir_in_use_is_refused() {
         matches!(error, switchyard_raft::RaftError::StoreInUse { .. }),
         "{error}"
     );
+    // wait_fatal stays pending while the core runs, and resolves once it has stopped.
+    let node = cluster.node(1).clone();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), node.wait_fatal())
+            .await
+            .is_err()
+    );
     cluster.stop(1).await;
+    let reason = tokio::time::timeout(DEADLINE, node.wait_fatal())
+        .await
+        .expect("resolves after shutdown");
+    assert!(reason.contains("stopped"), "{reason}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
