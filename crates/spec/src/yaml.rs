@@ -174,7 +174,7 @@ fn convert(spanned: Spanned<RawNode>, text: &str) -> Node {
     let pos = Pos::of(spanned.referenced);
     let scalar_raw = || raw_text(&spanned.defined, text);
     let (raw, kind) = match spanned.value {
-        RawNode::Null => (None, Kind::Null),
+        RawNode::Null => (scalar_raw(), Kind::Null),
         RawNode::Bool(value) => (scalar_raw(), Kind::Bool(value)),
         RawNode::Int(value) => (scalar_raw(), Kind::Int(value)),
         RawNode::Float(value) => (scalar_raw(), Kind::Float(value)),
@@ -188,7 +188,16 @@ fn convert(spanned: Spanned<RawNode>, text: &str) -> Node {
             Kind::Map(
                 entries
                     .into_iter()
-                    .map(|(key, value)| (convert(key, text), convert(value, text)))
+                    .map(|(key, value)| {
+                        let key = convert(key, text);
+                        let mut value = convert(value, text);
+                        // `key:` with nothing after it: the empty value has no place of its
+                        // own worth pointing at, so problems with it point at its key.
+                        if value.kind == Kind::Null && value.raw.is_none() {
+                            value.pos = key.pos;
+                        }
+                        (key, value)
+                    })
                     .collect(),
             ),
         ),
@@ -310,6 +319,15 @@ mod tests {
         assert_eq!(items[0].get("c").unwrap().pos, at(3, 10));
         assert_eq!(items[1].pos, at(4, 5));
         assert_eq!(items[1].entries().unwrap()[1].0.pos, at(5, 5));
+    }
+
+    #[test]
+    fn an_empty_value_points_at_its_key() {
+        let node = parse("a:\n  b:\n  c: null\n").unwrap();
+        let a = node.get("a").unwrap();
+        assert_eq!(a.get("b").unwrap().pos, at(2, 3));
+        assert_eq!(a.get("c").unwrap().pos, at(3, 6));
+        assert_eq!(a.get("c").unwrap().kind, Kind::Null);
     }
 
     #[test]
