@@ -207,9 +207,7 @@ fn a_flapping_endpoint_among_several_never_makes_its_site_suspect() {
         scenario.up(start + 1_500, &[1, 3], "www/b/1");
     }
     scenario.run_until(40_000);
-    scenario.check(expect![[r#"
-
-    "#]]);
+    assert_eq!(scenario.log, Vec::<String>::new());
     assert_eq!(scenario.state("b"), SiteState::Healthy);
 }
 
@@ -236,9 +234,7 @@ fn one_isolated_observer_site_seeing_everything_down_causes_no_loss() {
     scenario.down(1_000, &[1], "www/b/1");
     scenario.down(1_000, &[1], "www/c/1");
     scenario.run_until(20_000);
-    scenario.check(expect![[r#"
-
-    "#]]);
+    assert_eq!(scenario.log, Vec::<String>::new());
     for name in ["a", "b", "c"] {
         assert_eq!(scenario.state(name), SiteState::Healthy);
     }
