@@ -313,6 +313,9 @@ impl Prober {
             if cancel.is_cancelled() {
                 break;
             }
+            // Many entries can be due at once (after a stall, or with a zero interval spread);
+            // yield now and then so the probes just spawned get to run, even on one thread.
+            tokio::task::consume_budget().await;
             if due > Instant::now() {
                 tokio::select! {
                     biased;

@@ -137,6 +137,62 @@ async fn fast_confirmation_settles_a_loss_within_one_interval() {
     cancel.cancel();
 }
 
+/// Paused time against a black hole: every probe times out, so the schedule is exact.
+#[tokio::test(start_paused = true)]
+async fn paused_time_schedule_of_a_loss_confirmation() {
+    let hole = black_hole().await;
+    let targets = vec![target(hole.address, HealthCheck::Tcp)];
+    let mut policy = policy(1000, 100, 2, 3);
+    policy.probe_timeout = Duration::from_millis(300);
+    let options = ProberOptions {
+        jitter_max: Some(Duration::ZERO),
+        ..ProberOptions::default()
+    };
+    let (prober, mut flips) = Prober::with_targets(targets, &policy, NodeId(1), options).unwrap();
+    let handle = prober.handle();
+    let cancel = CancellationToken::new();
+    let started = tokio::time::Instant::now();
+    tokio::spawn(prober.run(cancel.clone()));
+
+    // t=0 probe, times out at 300 ms; confirmations at 400 ms and 800 ms; the third timeout, at
+    // 1100 ms, makes the verdict. The 1000 ms slot finds the endpoint busy confirming.
+    let down = next_flip(&mut flips).await;
+    assert_eq!(down.verdict, Verdict::Down);
+    assert_eq!(down.last_error.as_deref(), Some("timed out after 300ms"));
+    assert_eq!(started.elapsed(), Duration::from_millis(1100));
+    let stats = handle.stats();
+    assert_eq!(
+        (
+            stats.probes_started,
+            stats.probes_confirm,
+            stats.probes_skipped_busy
+        ),
+        (1, 2, 1),
+        "{stats:?}"
+    );
+    // A down endpoint is settled: the next two slots probe once each, with no confirmation.
+    wait_for_stats(&handle, |stats| stats.probes_failed >= 5).await;
+    // Probes at 2000 and 3000 ms time out at 2300 and 3300 ms; the wait polls every 10 ms.
+    let elapsed = started.elapsed();
+    assert!(
+        (Duration::from_millis(3300)..=Duration::from_millis(3310)).contains(&elapsed),
+        "{elapsed:?}"
+    );
+    let stats = handle.stats();
+    assert_eq!(
+        (
+            stats.probes_started,
+            stats.probes_confirm,
+            stats.probes_skipped_busy
+        ),
+        (3, 2, 1),
+        "{stats:?}"
+    );
+    assert_eq!(stats.probes_on_schedule, 3);
+    assert!(flips.try_recv().is_err());
+    cancel.cancel();
+}
+
 #[tokio::test]
 async fn a_probe_longer_than_the_interval_skips_slots_instead_of_piling_up() {
     let address = silent_server().await;
