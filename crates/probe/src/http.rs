@@ -5,7 +5,7 @@ use std::error::Error as _;
 use std::io;
 use std::net::SocketAddr;
 
-use reqwest::header::{HOST, HeaderValue};
+use reqwest::header::{CONNECTION, HOST, HeaderValue};
 use reqwest::{Client, Method, redirect};
 use switchyard_core::EndpointId;
 use switchyard_core::config::HttpCheck;
@@ -139,7 +139,12 @@ impl HttpClients {
 impl HttpProbe {
     /// Runs the check; the caller bounds it with `probe_timeout`.
     pub(crate) async fn run(&self) -> Result<(), ProbeFailure> {
-        let mut request = self.client.request(self.method.clone(), self.url.clone());
+        // One request per connection: saying so lets the server close first, so the TIME_WAIT
+        // state of thousands of probes a second lands on the servers, not on this node.
+        let mut request = self
+            .client
+            .request(self.method.clone(), self.url.clone())
+            .header(CONNECTION, HeaderValue::from_static("close"));
         if let Some(host) = &self.host {
             request = request.header(HOST, host.clone());
         }

@@ -25,6 +25,7 @@ async fn http_check_sends_method_path_and_host_header() {
     let head = requests[0].to_ascii_lowercase();
     assert!(head.starts_with("head /health http/1.1\r\n"), "{head}");
     assert!(head.contains("\r\nhost: www.example.test\r\n"), "{head}");
+    assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
 }
 
 #[tokio::test]
