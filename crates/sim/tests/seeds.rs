@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use switchyard_sim::{RunReport, run_seed};
+use switchyard_sim::{RunReport, Violation, run_seed};
 
 const DEFAULT_SEEDS: u64 = 2_000;
 
@@ -20,6 +20,35 @@ fn failure_text(report: &RunReport) -> Option<String> {
         report.seed,
         report.replay_hint()
     ))
+}
+
+/// Runs one seed, turning a panic (a broken assertion inside the detector) into a violation that
+/// names the seed.
+fn run_catching(seed: u64) -> RunReport {
+    match std::panic::catch_unwind(|| run_seed(seed, false)) {
+        Ok(report) => report,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
+                .unwrap_or_default();
+            RunReport {
+                seed,
+                violation: Some(Violation {
+                    invariant: "no_panic",
+                    at: 0,
+                    message: format!("the run panicked: {message}"),
+                }),
+                trace: Vec::new(),
+                transitions: 0,
+                rejections: 0,
+                losses: 0,
+                detection_latencies_ms: Vec::new(),
+                simulated_ms: 0,
+            }
+        }
+    }
 }
 
 #[test]
@@ -40,7 +69,7 @@ fn detection_invariants_hold_for_every_seed() {
                 scope.spawn(move || {
                     (0..count)
                         .filter(|seed| seed % threads == thread)
-                        .map(|seed| run_seed(seed, false))
+                        .map(|seed| run_catching(seed))
                         .collect::<Vec<_>>()
                 })
             })

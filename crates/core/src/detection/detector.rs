@@ -23,6 +23,7 @@ use super::evidence::{
 use super::input::{ControllerContact, DetectionInput, VerdictChanged};
 use super::rejection::{Blocked, Rejection};
 use super::site_state::{SiteState, SiteStatus};
+use super::tally::{Tally, majority};
 use super::topology::Topology;
 use super::transition::SiteTransition;
 use super::verdict::{Verdict, VerdictRecord};
@@ -42,6 +43,8 @@ pub struct Detector {
     clock: Timestamp,
     /// The judged sites that looked down when the current global outage was detected.
     global_outage: Option<Vec<SiteId>>,
+    /// Running counts behind the consensus (derived from `matrix` and `unreachable`).
+    tally: Tally,
 }
 
 impl Detector {
@@ -52,7 +55,7 @@ impl Detector {
             .keys()
             .map(|site| (site.clone(), SiteStatus::new()))
             .collect();
-        Self {
+        let mut detector = Self {
             policy: config.detection.clone(),
             topology,
             matrix: BTreeMap::new(),
@@ -60,7 +63,13 @@ impl Detector {
             sites,
             clock: Timestamp(0),
             global_outage: None,
+            tally: Tally::default(),
+        };
+        let observers: Vec<SiteId> = detector.topology.sites.keys().cloned().collect();
+        for observer in &observers {
+            detector.rebuild_tally(observer);
         }
+        detector
     }
 
     pub fn policy(&self) -> &DetectionPolicy {
@@ -186,11 +195,18 @@ impl Detector {
             }
             (SiteState::Recovering, Consensus::Undecided) => return Err(Blocked::NoChange),
         };
+        let evidence = self.evidence(site, at);
+        // The running tally and a full recount must agree; if not, this replica's state is
+        // corrupt and it must stop rather than commit a decision on it.
+        assert_eq!(
+            evidence.consensus, status.consensus,
+            "detection tally diverged from a full recount for site `{site}`"
+        );
         Ok(SiteTransition {
             site: site.clone(),
             from: status.state,
             to,
-            evidence: self.evidence(site, at),
+            evidence,
             at,
         })
     }
@@ -311,6 +327,12 @@ impl Detector {
                 latency_ms: change.latency_ms,
             },
         );
+        if self.node_reachable(change.observer)
+            && let Some(observer_site) = self.topology.node_sites.get(&change.observer)
+        {
+            self.tally
+                .record_flip(observer_site, &change.endpoint, &site, change.verdict);
+        }
         // A verdict's `since` is the observer's clock: it may start a streak later than the
         // leader's clock (a late or skewed node only lengthens the hold) but never earlier.
         let streak_start = self.clock.max(change.since);
@@ -325,10 +347,16 @@ impl Detector {
             return Err(Rejection::UnknownNode { node: contact.node });
         }
         self.clock = self.clock.max(contact.at);
-        if contact.reachable {
-            self.unreachable.remove(&contact.node);
+        let changed = if contact.reachable {
+            self.unreachable.remove(&contact.node)
         } else {
-            self.unreachable.insert(contact.node);
+            self.unreachable.insert(contact.node)
+        };
+        if !changed {
+            return Ok(Vec::new());
+        }
+        if let Some(site) = self.topology.node_sites.get(&contact.node).cloned() {
+            self.rebuild_tally(&site);
         }
         Ok(self.refresh(None, self.clock))
     }
@@ -405,7 +433,7 @@ impl Detector {
             if members.witness {
                 continue;
             }
-            let consensus = self.consensus(&self.views(&site, &members.endpoints));
+            let consensus = self.tallied_consensus(&site, members.endpoints.len());
             let Some(status) = self.sites.get_mut(&site) else {
                 continue;
             };
@@ -497,7 +525,8 @@ impl Detector {
                     .is_some_and(|record| record.verdict == Verdict::Down)
             })
             .count();
-        if 2 * down > nodes.len() {
+        let down = u32::try_from(down).unwrap_or(u32::MAX);
+        if majority(down, u32::try_from(nodes.len()).unwrap_or(u32::MAX)) {
             Verdict::Down
         } else {
             Verdict::Up
@@ -542,9 +571,40 @@ impl Detector {
             .collect()
     }
 
+    fn rebuild_tally(&mut self, observer: &SiteId) {
+        let nodes = self.reachable_nodes(observer);
+        self.tally
+            .rebuild_observer(observer, &nodes, &self.matrix, &self.topology);
+    }
+
+    /// The consensus on `target` from the running tally: what [`Self::views`] would give, without
+    /// recounting the matrix.
+    fn tallied_consensus(&self, target: &SiteId, endpoints_total: usize) -> Consensus {
+        let (mut against, mut agree_for) = (0, 0);
+        for (observer, status) in &self.sites {
+            if observer == target
+                || status.state == SiteState::Lost
+                || self.tally.replicating(observer) == 0
+            {
+                continue;
+            }
+            let down = self.tally.endpoints_down(observer, target);
+            let down = usize::try_from(down).unwrap_or(usize::MAX);
+            if counts_against(down, endpoints_total, self.policy.endpoints_down_fraction) {
+                against += 1;
+            } else {
+                agree_for += 1;
+            }
+        }
+        self.decide(against, agree_for)
+    }
+
     fn consensus(&self, views: &[ObserverView]) -> Consensus {
         let against = views.iter().filter(|view| view.counts_against).count();
-        let agree_for = views.len() - against;
+        self.decide(against, views.len() - against)
+    }
+
+    fn decide(&self, against: usize, agree_for: usize) -> Consensus {
         let min = usize::try_from(self.policy.observer_sites_min.max(1)).unwrap_or(usize::MAX);
         if against >= min && against > agree_for {
             Consensus::Down

@@ -22,6 +22,7 @@ mod evidence;
 mod input;
 mod rejection;
 mod site_state;
+mod tally;
 mod topology;
 mod transition;
 mod verdict;
