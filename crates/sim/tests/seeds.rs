@@ -69,7 +69,7 @@ fn detection_invariants_hold_for_every_seed() {
                 scope.spawn(move || {
                     (0..count)
                         .filter(|seed| seed % threads == thread)
-                        .map(|seed| run_catching(seed))
+                        .map(run_catching)
                         .collect::<Vec<_>>()
                 })
             })
