@@ -274,7 +274,7 @@ async fn query(
     query_message.set_query_class(DNSClass::IN);
     let mut options = DnsRequestOptions::default();
     options.recursion_desired = role == ServerRole::Resolver;
-    let mut response = first_response(client, query_message.clone(), options.clone()).await?;
+    let mut response = first_response(client, query_message.clone(), options).await?;
     if response.metadata.truncation {
         response = tcp_query(server, query_message, options, timeout).await?;
     }
