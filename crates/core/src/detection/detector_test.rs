@@ -582,3 +582,27 @@ fn the_running_tally_always_agrees_with_a_full_recount() {
         }
     }
 }
+
+#[test]
+fn a_detector_survives_a_snapshot_round_trip() {
+    let mut scenario = Scenario::new(
+        &[
+            site("a", &[1, 5], 1),
+            site("b", &[2], 2),
+            witness("w", &[3]),
+        ],
+        policy(),
+    );
+    scenario.down(1_000, &[1, 5, 3], "www/b/1");
+    scenario.down(1_000, &[1, 5, 3], "www/b/2");
+    scenario.contact(1_500, 2, false);
+    scenario.run_until(2_000);
+    let json = serde_json::to_string(&scenario.detector).expect("the detector serializes");
+    let restored: Detector = serde_json::from_str(&json).expect("and deserializes");
+    assert_eq!(restored, scenario.detector);
+    assert_eq!(
+        restored.propose(Timestamp(3_000)),
+        scenario.detector.propose(Timestamp(3_000))
+    );
+    assert_eq!(restored.propose(Timestamp(3_000)).len(), 1);
+}
