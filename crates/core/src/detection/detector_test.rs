@@ -15,32 +15,32 @@ use crate::time::Timestamp;
 use super::*;
 
 /// A site in a test cluster: its name, whether it is a witness, its node ids and endpoint count.
-struct SiteSpec {
-    name: &'static str,
-    witness: bool,
-    nodes: &'static [u64],
-    endpoints: usize,
+pub(super) struct SiteSpec {
+    pub(super) name: String,
+    pub(super) witness: bool,
+    pub(super) nodes: Vec<u64>,
+    pub(super) endpoints: usize,
 }
 
-const fn site(name: &'static str, nodes: &'static [u64], endpoints: usize) -> SiteSpec {
+pub(super) fn site(name: &str, nodes: &[u64], endpoints: usize) -> SiteSpec {
     SiteSpec {
-        name,
+        name: name.to_owned(),
         witness: false,
-        nodes,
+        nodes: nodes.to_vec(),
         endpoints,
     }
 }
 
-const fn witness(name: &'static str, nodes: &'static [u64]) -> SiteSpec {
+pub(super) fn witness(name: &str, nodes: &[u64]) -> SiteSpec {
     SiteSpec {
-        name,
+        name: name.to_owned(),
         witness: true,
-        nodes,
+        nodes: nodes.to_vec(),
         endpoints: 0,
     }
 }
 
-fn policy() -> DetectionPolicy {
+pub(super) fn policy() -> DetectionPolicy {
     DetectionPolicy {
         hold: Duration::from_secs(2),
         recover_hold: Duration::from_secs(5),
@@ -49,15 +49,15 @@ fn policy() -> DetectionPolicy {
     }
 }
 
-fn cluster(sites: &[SiteSpec], detection: DetectionPolicy) -> ClusterConfig {
+pub(super) fn cluster(sites: &[SiteSpec], detection: DetectionPolicy) -> ClusterConfig {
     let address = "127.0.0.1:1".parse().expect("a valid socket address");
     let service = ServiceId::new("www");
     let mut endpoints = Vec::new();
     for spec in sites {
         for ordinal in 1..=spec.endpoints {
             endpoints.push(Endpoint {
-                id: EndpointId::of(&service, &SiteId::new(spec.name), ordinal),
-                site: SiteId::new(spec.name),
+                id: EndpointId::of(&service, &SiteId::new(spec.name.as_str()), ordinal),
+                site: SiteId::new(spec.name.as_str()),
                 address: "127.0.0.1".parse().expect("a valid address"),
                 port: 80,
                 weight: 1,
@@ -70,7 +70,7 @@ fn cluster(sites: &[SiteSpec], detection: DetectionPolicy) -> ClusterConfig {
         sites: sites
             .iter()
             .map(|spec| Site {
-                id: SiteId::new(spec.name),
+                id: SiteId::new(spec.name.as_str()),
                 witness: spec.witness,
             })
             .collect(),
@@ -79,7 +79,7 @@ fn cluster(sites: &[SiteSpec], detection: DetectionPolicy) -> ClusterConfig {
             .flat_map(|spec| {
                 spec.nodes.iter().map(move |id| Node {
                     id: NodeId(*id),
-                    site: SiteId::new(spec.name),
+                    site: SiteId::new(spec.name.as_str()),
                     raft_addr: address,
                     api_addr: address,
                     dns_addr: address,
@@ -102,16 +102,16 @@ fn cluster(sites: &[SiteSpec], detection: DetectionPolicy) -> ClusterConfig {
 }
 
 /// Plays the leader: ticks every 100 ms and, on every tick, proposes and applies what is due.
-struct Scenario {
-    detector: Detector,
-    now: u64,
-    log: Vec<String>,
+pub(super) struct Scenario {
+    pub(super) detector: Detector,
+    pub(super) now: u64,
+    pub(super) log: Vec<String>,
 }
 
 const TICK_MS: u64 = 100;
 
 impl Scenario {
-    fn new(sites: &[SiteSpec], detection: DetectionPolicy) -> Self {
+    pub(super) fn new(sites: &[SiteSpec], detection: DetectionPolicy) -> Self {
         Self {
             detector: Detector::new(&cluster(sites, detection)),
             now: 0,
@@ -119,7 +119,7 @@ impl Scenario {
         }
     }
 
-    fn apply(&mut self, input: &DetectionInput) {
+    pub(super) fn apply(&mut self, input: &DetectionInput) {
         match self.detector.apply(input) {
             Ok(events) => self.log.extend(events.iter().map(ToString::to_string)),
             Err(rejection) => self.log.push(format!("rejected: {rejection}")),
@@ -127,7 +127,7 @@ impl Scenario {
     }
 
     /// Ticks up to `to`, settling what is due at every tick.
-    fn run_until(&mut self, to: u64) {
+    pub(super) fn run_until(&mut self, to: u64) {
         while self.now + TICK_MS <= to {
             self.now += TICK_MS;
             self.apply(&DetectionInput::Tick {
@@ -146,7 +146,7 @@ impl Scenario {
     }
 
     /// At `at`, `node`'s verdict on `endpoint` flips to `verdict`.
-    fn verdict(&mut self, at: u64, node: u64, endpoint: &str, verdict: Verdict) {
+    pub(super) fn verdict(&mut self, at: u64, node: u64, endpoint: &str, verdict: Verdict) {
         self.run_until(at);
         self.apply(&DetectionInput::VerdictChanged(VerdictChanged {
             observer: NodeId(node),
@@ -158,19 +158,19 @@ impl Scenario {
         }));
     }
 
-    fn down(&mut self, at: u64, nodes: &[u64], endpoint: &str) {
+    pub(super) fn down(&mut self, at: u64, nodes: &[u64], endpoint: &str) {
         for node in nodes {
             self.verdict(at, *node, endpoint, Verdict::Down);
         }
     }
 
-    fn up(&mut self, at: u64, nodes: &[u64], endpoint: &str) {
+    pub(super) fn up(&mut self, at: u64, nodes: &[u64], endpoint: &str) {
         for node in nodes {
             self.verdict(at, *node, endpoint, Verdict::Up);
         }
     }
 
-    fn contact(&mut self, at: u64, node: u64, reachable: bool) {
+    pub(super) fn contact(&mut self, at: u64, node: u64, reachable: bool) {
         self.run_until(at);
         self.apply(&DetectionInput::ControllerContact(ControllerContact {
             node: NodeId(node),
@@ -179,7 +179,7 @@ impl Scenario {
         }));
     }
 
-    fn state(&self, site: &str) -> SiteState {
+    pub(super) fn state(&self, site: &str) -> SiteState {
         self.detector
             .site(&SiteId::new(site))
             .map(|status| status.state)
@@ -193,7 +193,9 @@ impl Scenario {
     }
 }
 
-const THREE_SITES: [SiteSpec; 3] = [site("a", &[1], 1), site("b", &[2], 1), site("c", &[3], 1)];
+fn three_sites() -> [SiteSpec; 3] {
+    [site("a", &[1], 1), site("b", &[2], 1), site("c", &[3], 1)]
+}
 
 #[test]
 fn a_flapping_endpoint_among_several_never_makes_its_site_suspect() {
@@ -213,7 +215,7 @@ fn a_flapping_endpoint_among_several_never_makes_its_site_suspect() {
 
 #[test]
 fn a_site_down_for_less_than_hold_is_suspected_then_cleared_never_lost() {
-    let mut scenario = Scenario::new(&THREE_SITES, policy());
+    let mut scenario = Scenario::new(&three_sites(), policy());
     scenario.down(1_000, &[1, 3], "www/b/1");
     scenario.up(2_500, &[1, 3], "www/b/1");
     scenario.down(4_000, &[1, 3], "www/b/1");
@@ -230,7 +232,7 @@ fn a_site_down_for_less_than_hold_is_suspected_then_cleared_never_lost() {
 
 #[test]
 fn one_isolated_observer_site_seeing_everything_down_causes_no_loss() {
-    let mut scenario = Scenario::new(&THREE_SITES, policy());
+    let mut scenario = Scenario::new(&three_sites(), policy());
     scenario.down(1_000, &[1], "www/b/1");
     scenario.down(1_000, &[1], "www/c/1");
     scenario.run_until(20_000);
@@ -250,7 +252,7 @@ fn one_isolated_observer_site_seeing_everything_down_causes_no_loss() {
 
 #[test]
 fn a_site_really_lost_is_declared_lost_exactly_after_hold_with_its_evidence() {
-    let mut scenario = Scenario::new(&THREE_SITES, policy());
+    let mut scenario = Scenario::new(&three_sites(), policy());
     scenario.down(1_000, &[1], "www/b/1");
     scenario.down(1_250, &[3], "www/b/1");
     scenario.run_until(6_000);
@@ -266,7 +268,7 @@ fn a_site_really_lost_is_declared_lost_exactly_after_hold_with_its_evidence() {
 
 #[test]
 fn two_observer_sites_disagreeing_decide_nothing_until_one_changes_its_mind() {
-    let mut scenario = Scenario::new(&THREE_SITES, policy());
+    let mut scenario = Scenario::new(&three_sites(), policy());
     scenario.down(1_000, &[1], "www/c/1");
     scenario.run_until(8_000);
     assert_eq!(scenario.state("c"), SiteState::Healthy);
@@ -280,7 +282,7 @@ fn two_observer_sites_disagreeing_decide_nothing_until_one_changes_its_mind() {
 
 #[test]
 fn recovery_needs_recover_hold_of_unbroken_health() {
-    let mut scenario = Scenario::new(&THREE_SITES, policy());
+    let mut scenario = Scenario::new(&three_sites(), policy());
     scenario.down(1_000, &[1, 3], "www/b/1");
     scenario.run_until(5_000);
     assert_eq!(scenario.state("b"), SiteState::Lost);
@@ -306,7 +308,7 @@ fn recovery_needs_recover_hold_of_unbroken_health() {
 
 #[test]
 fn every_site_down_at_once_is_a_global_outage_and_nothing_is_lost() {
-    let mut scenario = Scenario::new(&THREE_SITES, policy());
+    let mut scenario = Scenario::new(&three_sites(), policy());
     scenario.down(1_000, &[2, 3], "www/a/1");
     scenario.down(1_000, &[1, 3], "www/b/1");
     scenario.down(1_000, &[1, 2], "www/c/1");
@@ -370,7 +372,7 @@ fn under_lost_requires_controller_down_a_replicating_site_is_services_down_until
         lost_requires_controller_down: true,
         ..policy()
     };
-    let mut scenario = Scenario::new(&THREE_SITES, strict);
+    let mut scenario = Scenario::new(&three_sites(), strict);
     scenario.down(1_000, &[1, 3], "www/b/1");
     scenario.run_until(5_000);
     assert_eq!(scenario.state("b"), SiteState::ServicesDown);
@@ -425,7 +427,7 @@ fn a_stale_proposal_is_rejected_at_apply() {
 
 #[test]
 fn a_loss_records_its_cooldown_and_a_second_loss_within_it_carries_it() {
-    let mut scenario = Scenario::new(&THREE_SITES, policy());
+    let mut scenario = Scenario::new(&three_sites(), policy());
     scenario.down(1_000, &[1, 3], "www/b/1");
     scenario.run_until(4_000);
     let b = SiteId::new("b");

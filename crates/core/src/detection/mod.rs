@@ -29,6 +29,8 @@ mod verdict;
 
 #[cfg(test)]
 mod detector_test;
+#[cfg(test)]
+mod scenario_test;
 
 pub use detector::Detector;
 pub use event::DetectionEvent;
