@@ -178,6 +178,7 @@ impl DnsProvider for FakeProvider {
             rrsets: changes.len(),
             records: changes.iter().map(|change| change.values.len()).sum(),
             transport: None,
+            messages: 1,
             attempts: 1,
             message_bytes: 0,
             elapsed: latency,

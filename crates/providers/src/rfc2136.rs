@@ -13,7 +13,7 @@
 //! Knot answers BADKEY for every key its ACL does not allow, so "unknown key" and "key without
 //! rights" cannot be told apart there; both become `UpdateRefused`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -71,10 +71,13 @@ pub struct PushReport {
     pub rrsets: usize,
     /// Records added (deletions not counted).
     pub records: usize,
+    /// TCP if any message went over TCP.
     pub transport: Option<Transport>,
-    /// Attempts made, the successful one included.
+    /// UPDATE messages sent: 1 unless the change exceeds one DNS message.
+    pub messages: usize,
+    /// Attempts made over all messages, the successful ones included.
     pub attempts: u32,
-    /// Size of the signed UPDATE message.
+    /// Size of the signed UPDATE messages, summed.
     pub message_bytes: usize,
     pub elapsed: Duration,
 }
@@ -148,32 +151,55 @@ impl Rfc2136Provider {
         self.server
     }
 
-    /// Replaces every RRset in `changes` in one UPDATE message to `zone`, retrying transient
+    /// Replaces every RRset in `changes` with one UPDATE message to `zone`, retrying transient
     /// failures with backoff. Replacing is idempotent, so a retry after a lost response is safe.
+    ///
+    /// A DNS message holds at most 65,535 bytes, about 2,500 single-address RRsets. A larger change
+    /// is sent as several messages, each holding whole RRsets: every RRset is still replaced
+    /// atomically, but the change as a whole is not, and a failure leaves the earlier messages
+    /// applied (pushing again completes it).
     pub async fn push(
         &self,
         zone: &ZoneName,
         changes: &[RrsetChange],
     ) -> Result<PushReport, ProviderError> {
         let started = Instant::now();
-        let (message, records) = update_message(zone, changes)?;
+        let mut report = PushReport {
+            zone: zone.clone(),
+            server: Some(self.server),
+            rrsets: changes.len(),
+            records: 0,
+            transport: None,
+            messages: 0,
+            attempts: 0,
+            message_bytes: 0,
+            elapsed: Duration::ZERO,
+        };
+        for (message, records) in update_messages(zone, changes)? {
+            let (transport, attempts, message_bytes) = self.send_with_retry(zone, &message).await?;
+            report.records += records;
+            report.messages += 1;
+            report.attempts += attempts;
+            report.message_bytes += message_bytes;
+            report.transport = report.transport.max(Some(transport));
+        }
+        report.elapsed = started.elapsed();
+        Ok(report)
+    }
+
+    /// Sends one message until it succeeds, fails for good, or the attempts run out; returns the
+    /// transport, the attempts made and the signed size.
+    async fn send_with_retry(
+        &self,
+        zone: &ZoneName,
+        message: &Message,
+    ) -> Result<(Transport, u32, usize), ProviderError> {
         let mut backoff = self.retry.backoff_initial;
         let mut attempt = 1;
         // Bounded by `attempts_max`.
         loop {
-            match self.attempt(zone, &message, attempt).await {
-                Ok((transport, message_bytes)) => {
-                    return Ok(PushReport {
-                        zone: zone.clone(),
-                        server: Some(self.server),
-                        rrsets: changes.len(),
-                        records,
-                        transport: Some(transport),
-                        attempts: attempt,
-                        message_bytes,
-                        elapsed: started.elapsed(),
-                    });
-                }
+            match self.attempt(zone, message, attempt).await {
+                Ok((transport, message_bytes)) => return Ok((transport, attempt, message_bytes)),
                 Err(error) if error.is_transient() && attempt < self.retry.attempts_max => {
                     tracing::warn!(server = %self.server, %zone, attempt, %error, "update failed, retrying");
                     tokio::time::sleep(backoff).await;
@@ -203,6 +229,12 @@ impl Rfc2136Provider {
             zone: zone.clone(),
             reason: error.to_string(),
         })?;
+        if is_truncated(&bytes) {
+            return Err(ProviderError::Encode {
+                zone: zone.clone(),
+                reason: "update larger than one dns message".to_owned(),
+            });
+        }
         let mut transport = if bytes.len() > UDP_REQUEST_MAX {
             Transport::Tcp
         } else {
@@ -379,6 +411,74 @@ pub(crate) fn address_rdata(
     }
 }
 
+/// The largest DNS message (TCP length prefix), less room for the header, zone section and TSIG.
+const MESSAGE_BUDGET: usize = 65_535 - 1_024;
+
+/// The UPDATE messages carrying `changes`, each with its number of added records: one message
+/// unless the change is too large for one, then runs of whole RRsets that each fit.
+fn update_messages(
+    zone: &ZoneName,
+    changes: &[RrsetChange],
+) -> Result<Vec<(Message, usize)>, ProviderError> {
+    let mut pending: VecDeque<&[RrsetChange]> = estimated_runs(changes).into();
+    let mut messages = Vec::new();
+    // Bounded: each iteration either emits a run or halves it, and a run of one RRset that does
+    // not fit is an error.
+    while let Some(run) = pending.pop_front() {
+        let (message, records) = update_message(zone, run)?;
+        // hickory's encoder stops at 65,535 bytes and sets TC instead of failing.
+        let size = match message.to_vec() {
+            Ok(bytes) if !is_truncated(&bytes) => bytes.len(),
+            _ => usize::MAX,
+        };
+        if size <= MESSAGE_BUDGET {
+            messages.push((message, records));
+        } else if run.len() > 1 {
+            let (first, second) = run.split_at(run.len() / 2);
+            pending.push_front(second);
+            pending.push_front(first);
+        } else {
+            return Err(ProviderError::Encode {
+                zone: zone.clone(),
+                reason: format!(
+                    "rrset {} {} has {} values, more than one dns message holds",
+                    run[0].name,
+                    run[0].record_type.as_str(),
+                    run[0].values.len()
+                ),
+            });
+        }
+    }
+    Ok(messages)
+}
+
+/// Splits `changes` into runs of whole RRsets whose estimated size fits one message. The
+/// estimate counts every name uncompressed: hickory compresses names only in the first 16 KiB
+/// of a message (the reach of a compression pointer), so that is the size of most records.
+fn estimated_runs(changes: &[RrsetChange]) -> Vec<&[RrsetChange]> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    let mut size = 0;
+    for (index, change) in changes.iter().enumerate() {
+        // The wire form of a name is at most its text plus two bytes. Each record adds type,
+        // class, TTL and length (10 bytes) and its address.
+        let name = change.name.len() + 2;
+        let address = match change.record_type {
+            RecordType::A => 4,
+            RecordType::Aaaa => 16,
+        };
+        let change_size = name + 10 + change.values.len() * (name + 10 + address);
+        if size + change_size > MESSAGE_BUDGET && index > start {
+            runs.push(&changes[start..index]);
+            start = index;
+            size = 0;
+        }
+        size += change_size;
+    }
+    runs.push(&changes[start..]);
+    runs
+}
+
 /// The unsigned UPDATE message replacing each RRset of `changes`, and the number of records added.
 fn update_message(
     zone: &ZoneName,
@@ -501,6 +601,38 @@ mod tests {
             family,
             Err(ProviderError::AddressFamilyMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn large_changes_split_between_rrsets_and_fit_one_message_each() {
+        let zone = ZoneName::new("test.example.");
+        let changes: Vec<_> = (0..10_000)
+            .map(|n| {
+                let address = format!("10.{}.{}.{}", n / 65_536, n / 256 % 256, n % 256);
+                change(&format!("host{n}.test.example."), &[address.as_str()])
+            })
+            .collect();
+        let messages = update_messages(&zone, &changes).unwrap();
+        assert!(
+            messages.len() > 1 && messages.len() <= 12,
+            "{}",
+            messages.len()
+        );
+        assert_eq!(
+            messages.iter().map(|(_, records)| records).sum::<usize>(),
+            10_000
+        );
+        for (message, _) in &messages {
+            assert!(message.to_vec().unwrap().len() <= MESSAGE_BUDGET);
+        }
+        assert_eq!(update_messages(&zone, &changes[..1]).unwrap().len(), 1);
+        assert_eq!(update_messages(&zone, &[]).unwrap().len(), 1);
+        let huge: Vec<String> = (0..20_000)
+            .map(|n| format!("10.0.{}.{}", n / 256, n % 256))
+            .collect();
+        let huge: Vec<&str> = huge.iter().map(String::as_str).collect();
+        let too_big = update_messages(&zone, &[change("www.test.example.", &huge)]);
+        assert!(matches!(too_big, Err(ProviderError::Encode { .. })));
     }
 
     #[test]
