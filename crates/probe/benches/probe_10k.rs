@@ -173,7 +173,9 @@ fn bench(endpoints: usize, duration: Duration) {
         .collect();
     let policy = DetectionPolicy::default();
     let options = ProberOptions {
-        concurrency_max: usize::try_from(env_number("PROBE_BENCH_CONCURRENCY", 512)).unwrap(),
+        concurrency_max: std::env::var("PROBE_BENCH_CONCURRENCY")
+            .ok()
+            .and_then(|value| value.parse().ok()),
         ..ProberOptions::default()
     };
 

@@ -38,8 +38,14 @@ pub type ObservationHook = Arc<dyn Fn(&Target, &Observation) + Send + Sync>;
 /// Tuning of the prober that is local to a node (the timings come from `DetectionPolicy`).
 #[derive(Clone)]
 pub struct ProberOptions {
-    /// Probes running at the same time, at most.
-    pub concurrency_max: usize,
+    /// Probes running at the same time, at most; each holds a socket. `None` sizes it to the
+    /// number of endpoints, capped at [`ProberOptions::CONCURRENCY_CAP`].
+    ///
+    /// An endpoint never has two probes in flight, so the endpoint count is all the concurrency
+    /// that can ever be used. Anything lower starves healthy endpoints exactly when it matters:
+    /// when a site is black-holed, each of its probes holds a permit for the whole
+    /// `probe_timeout`, and fast confirmation keeps re-probing them.
+    pub concurrency_max: Option<usize>,
     /// Capacity of the verdict flip channel; a full channel makes the probing tasks wait.
     pub flip_capacity: usize,
     /// Largest random delay added to each scheduled probe; `None` means `probe_interval / 20`.
@@ -53,13 +59,20 @@ pub struct ProberOptions {
 impl Default for ProberOptions {
     fn default() -> Self {
         Self {
-            concurrency_max: 512,
+            concurrency_max: None,
             flip_capacity: 1024,
             jitter_max: None,
             body_bytes_max: Checker::BODY_BYTES_MAX,
             observation_hook: None,
         }
     }
+}
+
+impl ProberOptions {
+    /// The default concurrency bound for very large clusters: far below the usual file
+    /// descriptor limits that a server raises its soft limit to, and enough for 8,192 endpoints
+    /// that all time out at once.
+    pub const CONCURRENCY_CAP: usize = 8192;
 }
 
 impl fmt::Debug for ProberOptions {
@@ -250,6 +263,10 @@ impl Prober {
                 }),
             });
         }
+        let concurrency_max = options
+            .concurrency_max
+            .unwrap_or(slots.len().min(ProberOptions::CONCURRENCY_CAP))
+            .max(1);
         let (sender, receiver) = mpsc::channel(options.flip_capacity.max(1));
         let shared = Shared {
             observer,
@@ -259,7 +276,7 @@ impl Prober {
             jitter_max: options.jitter_max.unwrap_or(policy.probe_interval / 20),
             confirm_rounds_max: policy.rise.max(1) + policy.fall.max(1),
             slots,
-            semaphore: Arc::new(Semaphore::new(options.concurrency_max.max(1))),
+            semaphore: Arc::new(Semaphore::new(concurrency_max)),
             flips: sender,
             counters: Counters::default(),
             observation_hook: options.observation_hook,

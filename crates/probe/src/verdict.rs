@@ -1,7 +1,7 @@
 //! HAProxy-style rise/fall counting of one endpoint's observations into a verdict.
 
 /// A node's judgement of one endpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Verdict {
     Up,
     Down,

@@ -219,6 +219,49 @@ async fn a_probe_longer_than_the_interval_skips_slots_instead_of_piling_up() {
 }
 
 #[tokio::test]
+async fn black_holed_endpoints_do_not_starve_healthy_ones_of_concurrency() {
+    let hole = black_hole().await;
+    let server = http_server(200, "ok").await;
+    let mut targets: Vec<_> = (1..=4)
+        .map(|ordinal| {
+            let mut target = target(hole.address, HealthCheck::Tcp);
+            target.endpoint = EndpointId::new(format!("www/site-b/{ordinal}"));
+            target.site = SiteId::new("site-b");
+            target
+        })
+        .collect();
+    targets.push(target(server.address, HealthCheck::Tcp));
+    let mut policy = policy(50, 20, 2, 2);
+    policy.probe_timeout = Duration::from_millis(300);
+    let (prober, mut flips) =
+        Prober::with_targets(targets, &policy, NodeId(1), ProberOptions::default()).unwrap();
+    let handle = prober.handle();
+    let cancel = CancellationToken::new();
+    tokio::spawn(prober.run(cancel.clone()));
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let flip = next_flip(&mut flips).await;
+        seen.push((flip.endpoint.to_string(), flip.verdict));
+    }
+    seen.sort();
+    assert_eq!(
+        seen[0],
+        ("www/site-a/1".to_owned(), Verdict::Up),
+        "{seen:?}"
+    );
+    assert!(
+        seen[1..]
+            .iter()
+            .all(|(_, verdict)| *verdict == Verdict::Down)
+    );
+    wait_for_stats(&handle, |stats| stats.probes_skipped_busy >= 20).await;
+    // Every slot of the healthy endpoint started: the busy black-holed ones were skipped, and no
+    // slot ever waited for a permit past its successor.
+    assert_eq!(handle.stats().probes_skipped_overrun, 0);
+    cancel.cancel();
+}
+
+#[tokio::test]
 async fn observation_hook_sees_every_observation() {
     let server = http_server(200, "ok").await;
     let targets = vec![target(server.address, HealthCheck::Tcp)];
