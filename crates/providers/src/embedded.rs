@@ -135,18 +135,7 @@ impl EmbeddedDns {
     /// Binds UDP and TCP on `addr` (port 0 picks one free port for both) and serves `data`.
     pub async fn spawn(addr: SocketAddr, data: ZoneData) -> Result<Self, ProviderError> {
         let served = Served::build(&data)?;
-        let udp = UdpSocket::bind(addr)
-            .await
-            .map_err(|source| ProviderError::Bind { addr, source })?;
-        let local_addr = udp
-            .local_addr()
-            .map_err(|source| ProviderError::Bind { addr, source })?;
-        let tcp = TcpListener::bind(local_addr)
-            .await
-            .map_err(|source| ProviderError::Bind {
-                addr: local_addr,
-                source,
-            })?;
+        let (udp, tcp, local_addr) = bind_pair(addr).await?;
         let shared = Arc::new(Shared {
             served: RwLock::new(Arc::new(served)),
             counts: Mutex::new(BTreeMap::new()),
@@ -225,6 +214,36 @@ impl Drop for EmbeddedDns {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// Binds UDP and TCP to the same address. With port 0 the UDP port the kernel picks may be taken
+/// for TCP (by an outgoing connection), so that case tries a few ports.
+async fn bind_pair(
+    addr: SocketAddr,
+) -> Result<(UdpSocket, TcpListener, SocketAddr), ProviderError> {
+    let tries = if addr.port() == 0 { 20 } else { 1 };
+    let mut last_error = None;
+    for _ in 0..tries {
+        let udp = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| ProviderError::Bind { addr, source })?;
+        let local_addr = udp
+            .local_addr()
+            .map_err(|source| ProviderError::Bind { addr, source })?;
+        match TcpListener::bind(local_addr).await {
+            Ok(tcp) => return Ok((udp, tcp, local_addr)),
+            Err(source) => {
+                last_error = Some(ProviderError::Bind {
+                    addr: local_addr,
+                    source,
+                })
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| ProviderError::Bind {
+        addr,
+        source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+    }))
 }
 
 #[derive(Debug)]

@@ -21,8 +21,10 @@ pub use embedded::{
     EmbeddedDns, NEGATIVE_TTL, NameServer, QueryCount, SOA_TTL, ZoneData, ZoneSnapshot, soa_serial,
 };
 pub use error::{KeyFileProblem, ProviderError, Transport, TsigFailure};
-pub use provider::{DnsProvider, FakeFailure, FakeProvider, FakePush, FakeRrset};
+pub use provider::{
+    DnsProvider, FakeFailure, FakeProvider, FakePush, FakeRrset, PushReport, RrsetChange,
+};
 pub use rcode::rcode_name;
-pub use rfc2136::{PushReport, RetryPolicy, Rfc2136Provider, RrsetChange};
+pub use rfc2136::{RetryPolicy, Rfc2136Provider};
 pub use tsig_key::{TsigAlgorithmName, TsigKey};
 pub use verify::{RrsetCheck, ServerRole, VerifyReport, verify};

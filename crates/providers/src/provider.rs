@@ -2,15 +2,15 @@
 //! records pushes in memory and fails on demand, for the simulator and unit tests.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use switchyard_core::config::RecordType;
 use switchyard_core::id::ZoneName;
+use switchyard_core::routing::{Rrset, RrsetKey};
 
-use crate::error::ProviderError;
-use crate::rfc2136::{PushReport, RrsetChange};
+use crate::error::{ProviderError, Transport};
 
 /// Something that can make a zone serve new RRsets. `push` replaces each RRset of `changes` whole,
 /// atomically per zone where the backend allows it.
@@ -21,6 +21,55 @@ pub trait DnsProvider: Send + Sync + std::fmt::Debug {
         zone: &ZoneName,
         changes: &[RrsetChange],
     ) -> Result<PushReport, ProviderError>;
+}
+
+/// The new content of one RRset. An empty `values` deletes the RRset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RrsetChange {
+    /// Fully qualified owner name, with the trailing dot.
+    pub name: String,
+    pub record_type: RecordType,
+    pub ttl: Duration,
+    pub values: BTreeSet<IpAddr>,
+}
+
+impl RrsetChange {
+    /// Groups the answers of a routing by zone, as the changes that make a server serve them.
+    pub fn by_zone(answers: &BTreeMap<RrsetKey, Rrset>) -> BTreeMap<ZoneName, Vec<RrsetChange>> {
+        let mut zones: BTreeMap<ZoneName, Vec<RrsetChange>> = BTreeMap::new();
+        for (key, rrset) in answers {
+            zones
+                .entry(key.zone.clone())
+                .or_default()
+                .push(RrsetChange {
+                    name: key.name.clone(),
+                    record_type: key.record_type,
+                    ttl: rrset.ttl,
+                    values: rrset.values.clone(),
+                });
+        }
+        zones
+    }
+}
+
+/// What one successful push did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushReport {
+    pub zone: ZoneName,
+    /// The server updated; `None` for providers without one (the fake).
+    pub server: Option<SocketAddr>,
+    pub rrsets: usize,
+    /// Records added (deletions not counted).
+    pub records: usize,
+    /// TCP if any message went over TCP.
+    pub transport: Option<Transport>,
+    /// UPDATE messages sent: 1 unless the change exceeds one DNS message.
+    pub messages: usize,
+    /// Attempts made over all messages, the successful ones included.
+    pub attempts: u32,
+    /// Size of the signed UPDATE messages, summed.
+    pub message_bytes: usize,
+    pub elapsed: Duration,
 }
 
 /// One push the fake received, in order.
@@ -114,7 +163,7 @@ impl FakeProvider {
     }
 
     fn failure(zone: &ZoneName, failure: FakeFailure) -> ProviderError {
-        let server = std::net::SocketAddr::from(([127, 0, 0, 1], 53));
+        let server = SocketAddr::from(([127, 0, 0, 1], 53));
         match failure {
             FakeFailure::Transient => ProviderError::Injected { zone: zone.clone() },
             FakeFailure::TsigAuthFailed => ProviderError::TsigAuthFailed {

@@ -13,7 +13,7 @@
 //! Knot answers BADKEY for every key its ACL does not allow, so "unknown key" and "key without
 //! rights" cannot be told apart there; both become `UpdateRefused`.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,65 +22,15 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode, Updat
 use hickory_proto::rr::rdata::tsig::TsigError;
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType as HickoryType, TSigner};
-use switchyard_core::config::RecordType;
+use switchyard_core::config::{Provider, ProviderKind, RecordType};
 use switchyard_core::id::ZoneName;
-use switchyard_core::routing::{Rrset, RrsetKey};
 use tokio::time::Instant;
 
 use crate::error::{ProviderError, Transport, TsigFailure};
 use crate::exchange::{self, ExchangeError};
-use crate::provider::DnsProvider;
+use crate::provider::{DnsProvider, PushReport, RrsetChange};
 use crate::rcode::rcode_name;
 use crate::tsig_key::TsigKey;
-
-/// The new content of one RRset. An empty `values` deletes the RRset.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RrsetChange {
-    /// Fully qualified owner name, with the trailing dot.
-    pub name: String,
-    pub record_type: RecordType,
-    pub ttl: Duration,
-    pub values: BTreeSet<IpAddr>,
-}
-
-impl RrsetChange {
-    /// Groups the answers of a routing by zone, as the changes that make a server serve them.
-    pub fn by_zone(answers: &BTreeMap<RrsetKey, Rrset>) -> BTreeMap<ZoneName, Vec<RrsetChange>> {
-        let mut zones: BTreeMap<ZoneName, Vec<RrsetChange>> = BTreeMap::new();
-        for (key, rrset) in answers {
-            zones
-                .entry(key.zone.clone())
-                .or_default()
-                .push(RrsetChange {
-                    name: key.name.clone(),
-                    record_type: key.record_type,
-                    ttl: rrset.ttl,
-                    values: rrset.values.clone(),
-                });
-        }
-        zones
-    }
-}
-
-/// What one successful push did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PushReport {
-    pub zone: ZoneName,
-    /// The server updated; `None` for providers without one (the fake).
-    pub server: Option<SocketAddr>,
-    pub rrsets: usize,
-    /// Records added (deletions not counted).
-    pub records: usize,
-    /// TCP if any message went over TCP.
-    pub transport: Option<Transport>,
-    /// UPDATE messages sent: 1 unless the change exceeds one DNS message.
-    pub messages: usize,
-    /// Attempts made over all messages, the successful ones included.
-    pub attempts: u32,
-    /// Size of the signed UPDATE messages, summed.
-    pub message_bytes: usize,
-    pub elapsed: Duration,
-}
 
 /// How often and how patiently a push is retried after a transient failure.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,6 +87,22 @@ impl Rfc2136Provider {
             timeout,
             retry: RetryPolicy::default(),
         })
+    }
+
+    /// The provider a configured `rfc2136` provider describes, with its key loaded from its key
+    /// file; `None` for other kinds of provider.
+    pub fn from_config(provider: &Provider) -> Result<Option<Self>, ProviderError> {
+        match &provider.kind {
+            ProviderKind::Rfc2136 {
+                server,
+                tsig_key_file,
+                timeout,
+            } => {
+                let key = TsigKey::load(tsig_key_file)?;
+                Self::new(*server, key, *timeout).map(Some)
+            }
+            ProviderKind::Embedded | ProviderKind::Powerdns { .. } => Ok(None),
+        }
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
@@ -524,6 +490,9 @@ fn update_message(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use switchyard_core::routing::{Rrset, RrsetKey};
 
     fn change(name: &str, values: &[&str]) -> RrsetChange {
         RrsetChange {

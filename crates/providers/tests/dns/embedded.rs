@@ -46,6 +46,13 @@ fn zone_data(serial: u32, www: &[&str]) -> ZoneData {
         ("deep.sub.test.example.".to_owned(), RecordType::A),
         rrset(20, &["192.0.2.9"]),
     );
+    // Too large for a 512-byte UDP answer.
+    let big: Vec<String> = (1..=100).map(|n| format!("10.0.0.{n}")).collect();
+    let big: Vec<&str> = big.iter().map(String::as_str).collect();
+    rrsets.insert(
+        ("big.test.example.".to_owned(), RecordType::A),
+        rrset(20, &big),
+    );
     ZoneData {
         zones: BTreeMap::from([(
             ZoneName::new(ZONE),
@@ -175,6 +182,18 @@ async fn embedded_server_answers_dig_like_an_authority() {
     assert!(
         tcp.contains("flags: qr aa") && tcp.contains("192.0.2.2"),
         "over tcp: {tcp}"
+    );
+
+    let truncated = dig_async(port, &["+noedns", "+ignore", "big.test.example.", "A"]).await;
+    assert!(
+        truncated.contains("flags: qr aa tc"),
+        "truncated over udp: {truncated}"
+    );
+    let big = dig_short_async(port, "big.test.example.", "A").await;
+    assert_eq!(
+        big.len(),
+        100,
+        "dig retries over tcp and gets every address"
     );
 
     let refused = dig_async(port, &["www.example.org.", "A"]).await;

@@ -78,24 +78,48 @@ pub fn soa_serial(port: u16) -> Option<u32> {
         .and_then(|serial| serial.parse().ok())
 }
 
-/// Waits until the server answers the SOA of the test zone, or panics after `deadline`.
-fn wait_ready(port: u16, child: &mut Child, log: &Path, name: &str) {
+/// Waits until the server answers the SOA of the test zone. `Err` with the log when the process
+/// exited first (its port was taken meanwhile, say); panics after 20 s.
+fn wait_ready(port: u16, child: &mut Child, log: &Path, name: &str) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!(
+            return Err(format!(
                 "{name} exited with {status} before serving:\n{}",
                 std::fs::read_to_string(log).unwrap_or_default()
-            );
+            ));
         }
         if soa_serial(port).is_some() {
-            return;
+            return Ok(());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
     panic!(
         "{name} did not serve {ZONE} within 20 s:\n{}",
         std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// Starts `command_for(port)` on a free port until it serves, trying three ports at most.
+fn start(name: &str, log: &Path, command_for: impl Fn(u16) -> Command) -> (Child, u16) {
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        let port = free_port();
+        let log_file = std::fs::File::create(log).expect("log file");
+        let mut child = command_for(port)
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|error| panic!("start {name}: {error}"));
+        match wait_ready(port, &mut child, log, name) {
+            Ok(()) => return (child, port),
+            Err(failure) => failures.push(failure),
+        }
+    }
+    panic!(
+        "{name} failed to start three times:\n{}",
+        failures.join("\n")
     );
 }
 
@@ -166,9 +190,9 @@ impl DnsServer {
         let update_key = keygen(path, "upd", "hmac-sha256");
         let readonly_key = keygen(path, "ro", "hmac-sha256");
         std::fs::write(path.join("test.example.db"), ZONE_FILE).expect("zone file");
-        let port = free_port();
-        let config = format!(
-            r#"include "{upd}";
+        let config_for = |port: u16| {
+            format!(
+                r#"include "{upd}";
 include "{ro}";
 options {{
   directory "{dir}";
@@ -187,23 +211,20 @@ zone "test.example." {{
   update-policy {{ grant upd zonesub ANY; }};
 }};
 "#,
-            upd = update_key.display(),
-            ro = readonly_key.display(),
-            dir = path.display(),
-        );
+                upd = update_key.display(),
+                ro = readonly_key.display(),
+                dir = path.display(),
+            )
+        };
         let config_path = path.join("named.conf");
-        std::fs::write(&config_path, config).expect("named.conf");
         let log = path.join("named.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        // -g: foreground, log to stderr; -n 1: one worker thread, enough on loopback.
-        let mut child = Command::new(named)
-            .args(["-g", "-n", "1", "-c"])
-            .arg(&config_path)
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("start named");
-        wait_ready(port, &mut child, &log, "named");
+        let (child, port) = start("named", &log, |port| {
+            std::fs::write(&config_path, config_for(port)).expect("named.conf");
+            let mut command = Command::new(&named);
+            // -g: foreground, log to stderr; -n 1: one worker thread, enough on loopback.
+            command.args(["-g", "-n", "1", "-c"]).arg(&config_path);
+            command
+        });
         Self {
             port,
             update_key,
@@ -230,9 +251,10 @@ zone "test.example." {{
                 .to_owned()
         };
         std::fs::write(path.join("test.example.zone"), ZONE_FILE).expect("zone file");
-        let port = free_port();
-        let config = format!(
-            r#"server:
+        let (upd, ro) = (secret(&update_key), secret(&readonly_key));
+        let config_for = |port: u16| {
+            format!(
+                r#"server:
     listen: 127.0.0.1@{port}
     rundir: "{dir}"
     pidfile: "{dir}/knot.pid"
@@ -266,22 +288,17 @@ zone:
   - domain: test.example.
     acl: [update_acl, transfer_acl]
 "#,
-            dir = path.display(),
-            upd = secret(&update_key),
-            ro = secret(&readonly_key),
-        );
+                dir = path.display(),
+            )
+        };
         let config_path = path.join("knot.conf");
-        std::fs::write(&config_path, config).expect("knot.conf");
         let log = path.join("knot.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let mut child = Command::new(knotd)
-            .arg("-c")
-            .arg(&config_path)
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("start knotd");
-        wait_ready(port, &mut child, &log, "knotd");
+        let (child, port) = start("knotd", &log, |port| {
+            std::fs::write(&config_path, config_for(port)).expect("knot.conf");
+            let mut command = Command::new(&knotd);
+            command.arg("-c").arg(&config_path);
+            command
+        });
         Self {
             port,
             update_key,

@@ -2,6 +2,7 @@
 //! (`knotd`) and `dig`. Missing programs fail the tests with the Debian package to install.
 
 mod bind;
+mod contract;
 mod embedded;
 mod harness;
 mod knot;

@@ -1,6 +1,6 @@
 //! Verification against real BIND and the embedded server.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -176,4 +176,41 @@ async fn verification_records_when_the_embedded_server_starts_serving_the_change
     assert!(report.converged, "{report:#?}");
     assert!(report.checks[0].queries >= 2, "{:?}", report.checks[0]);
     assert!(report.checks[0].first_seen.unwrap() > Duration::ZERO);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_falls_back_to_tcp_for_truncated_answers() {
+    let big: Vec<String> = (1..=150).map(|n| format!("10.0.0.{n}")).collect();
+    let big: Vec<&str> = big.iter().map(String::as_str).collect();
+    let expected = expected(&big);
+    let data = ZoneData {
+        zones: BTreeMap::from([(
+            ZoneName::new(ZONE),
+            ZoneSnapshot {
+                serial: 1,
+                nameservers: Vec::new(),
+                rrsets: expected
+                    .clone()
+                    .into_iter()
+                    .map(|(key, rrset)| ((key.name, key.record_type), rrset))
+                    .collect(),
+            },
+        )]),
+    };
+    let server = EmbeddedDns::spawn("127.0.0.1:0".parse().unwrap(), data)
+        .await
+        .unwrap();
+    let report = verify(
+        &expected,
+        &[server.local_addr()],
+        &[],
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+    )
+    .await;
+    assert!(report.converged, "{report:#?}");
+    assert_eq!(
+        report.checks[0].answer.as_ref().map(BTreeSet::len),
+        Some(150)
+    );
 }
