@@ -10,8 +10,12 @@ use crate::params::SimParams;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum FaultKind {
-    /// Every endpoint of the site is down; with `controller_down` its nodes stop too (power).
-    SiteLoss { site: SiteId, controller_down: bool },
+    /// Every endpoint of the site is down; from `controller_down_from` on (if ever) its nodes
+    /// stop too (power), possibly some time after the services went.
+    SiteLoss {
+        site: SiteId,
+        controller_down_from: Option<u64>,
+    },
     /// The site's nodes can no longer reach any other site's endpoints, but still replicate: an
     /// isolated observer that sees everything else down.
     ObserverIsolated { site: SiteId },
@@ -59,8 +63,12 @@ impl fmt::Display for Fault {
         match &self.kind {
             FaultKind::SiteLoss {
                 site,
-                controller_down,
-            } => write!(f, "site {site} lost (controller down: {controller_down})")?,
+                controller_down_from: Some(from),
+            } => write!(f, "site {site} lost (controller down from {from}ms)")?,
+            FaultKind::SiteLoss {
+                site,
+                controller_down_from: None,
+            } => write!(f, "site {site} lost (controller up)")?,
             FaultKind::ObserverIsolated { site } => write!(f, "observer site {site} isolated")?,
             FaultKind::ControllerPartitioned { site } => {
                 write!(f, "controller of {site} partitioned")?
@@ -115,7 +123,11 @@ impl FaultPlan {
             let kind = match rng.random_range(0..11) {
                 0..=3 => FaultKind::SiteLoss {
                     site: judged[rng.random_range(0..judged.len())].clone(),
-                    controller_down: rng.random_bool(0.5),
+                    controller_down_from: match rng.random_range(0..4) {
+                        0 | 1 => None,
+                        2 => Some(start),
+                        _ => Some(start + 100 * rng.random_range(0..(end - start) / 100)),
+                    },
                 },
                 4..=5 => FaultKind::ObserverIsolated {
                     site: all[rng.random_range(0..all.len())].clone(),
@@ -175,7 +187,8 @@ impl FaultPlan {
     pub fn nodes_running(&self, site: &SiteId, now: u64) -> bool {
         !self.active(now).any(|fault| {
             matches!(&fault.kind,
-                FaultKind::SiteLoss { site: lost, controller_down: true } if lost == site)
+                FaultKind::SiteLoss { site: lost, controller_down_from: Some(from) }
+                    if lost == site && *from <= now)
         })
     }
 

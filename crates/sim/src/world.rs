@@ -149,15 +149,21 @@ impl World {
         }
     }
 
-    /// Whether `site` is truly down now: at least `endpoints_down_fraction` of its endpoints (and
-    /// at least one) do not serve.
-    pub fn site_truly_down(&self, site: &SiteId, now: u64) -> bool {
+    /// Whether at least `endpoints_down_fraction` of `site`'s endpoints (and at least one) were
+    /// truly down at some instant of `[from, to]`, not necessarily the same instant: a flapping
+    /// endpoint that never stays up for `rise` probes is rightly judged down throughout.
+    pub fn site_truly_down_within(&self, site: &SiteId, from: u64, to: u64) -> bool {
         let Some(endpoints) = self.site_endpoints.get(site) else {
             return false;
         };
+        let step = usize::try_from(self.params.step_ms).unwrap_or(100);
         let down = endpoints
             .iter()
-            .filter(|endpoint| !self.faults.endpoint_up(endpoint, site, now))
+            .filter(|endpoint| {
+                (from..=to)
+                    .step_by(step)
+                    .any(|instant| !self.faults.endpoint_up(endpoint, site, instant))
+            })
             .count();
         down > 0
             && down as f64 >= self.params.policy.endpoints_down_fraction * endpoints.len() as f64

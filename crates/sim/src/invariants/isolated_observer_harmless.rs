@@ -1,5 +1,5 @@
-//! An isolated observer never causes a loss: a site is declared down only if it truly was down
-//! recently, unless several faults combined (two structural faults at once, or another site
+//! An isolated observer never causes a loss: a site is declared down only if enough of its
+//! endpoints truly failed recently, unless several faults combined (two structural faults at once, or another site
 //! already down so that fewer observers are left to outvote a misled one).
 
 use switchyard_core::detection::{DetectionEvent, DetectionInput};
@@ -33,9 +33,7 @@ impl Invariant for IsolatedObserverHarmless {
                 continue;
             }
             let from = world.now.saturating_sub(lag);
-            let truly_down = (from..=world.now)
-                .step_by(usize::try_from(world.params.step_ms).unwrap_or(100))
-                .any(|instant| world.site_truly_down(&transition.site, instant));
+            let truly_down = world.site_truly_down_within(&transition.site, from, world.now);
             if truly_down {
                 continue;
             }
