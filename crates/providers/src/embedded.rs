@@ -45,6 +45,11 @@ pub fn soa_serial(log_index: u64) -> u32 {
     (log_index & u64::from(u32::MAX)) as u32
 }
 
+/// Whether serial `later` comes after `earlier` in RFC 1982 serial arithmetic.
+pub fn serial_after(earlier: u32, later: u32) -> bool {
+    earlier != later && later.wrapping_sub(earlier) < 1 << 31
+}
+
 /// One name server of an embedded zone: every node, named `ns<node id>.<zone>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NameServer {
@@ -168,6 +173,19 @@ impl EmbeddedDns {
     /// the new one, never a mix.
     pub fn update(&self, data: &ZoneData) -> Result<(), ProviderError> {
         let served = Arc::new(Served::build(data)?);
+        let current = self.shared.current();
+        for zone in &served.zones {
+            let previous = current.zones.iter().find(|old| old.zone == zone.zone);
+            if let Some(previous) = previous
+                && previous.serial != zone.serial
+                && !serial_after(previous.serial, zone.serial)
+            {
+                // Secondaries and caches would ignore this zone's changes until the serial
+                // passes the old one again; routing changes are applied in log order, so this
+                // means the caller passed something other than the log index.
+                tracing::warn!(zone = %zone.zone, previous = previous.serial, serial = zone.serial, "soa serial went backwards");
+            }
+        }
         *self
             .shared
             .served
@@ -547,6 +565,15 @@ mod tests {
         assert_eq!(soa_serial(7), 7);
         assert_eq!(soa_serial(u64::from(u32::MAX)), u32::MAX);
         assert_eq!(soa_serial(u64::from(u32::MAX) + 3), 2);
+    }
+
+    #[test]
+    fn serials_compare_across_the_wrap() {
+        assert!(serial_after(1, 2));
+        assert!(!serial_after(2, 1));
+        assert!(!serial_after(5, 5));
+        assert!(serial_after(u32::MAX, soa_serial(u64::from(u32::MAX) + 1)));
+        assert!(serial_after(u32::MAX - 10, 5));
     }
 
     #[test]

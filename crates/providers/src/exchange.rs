@@ -89,6 +89,12 @@ pub(crate) async fn tcp(
         stream.read_exact(&mut length).await?;
         let mut response = vec![0; usize::from(u16::from_be_bytes(length))];
         stream.read_exact(&mut response).await?;
+        if response.get(..2) != request.get(..2) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "response id does not match the request",
+            ));
+        }
         Ok::<_, io::Error>(response)
     };
     tokio::time::timeout(timeout, exchange)

@@ -18,7 +18,8 @@ mod tsig_key;
 mod verify;
 
 pub use embedded::{
-    EmbeddedDns, NEGATIVE_TTL, NameServer, QueryCount, SOA_TTL, ZoneData, ZoneSnapshot, soa_serial,
+    EmbeddedDns, NEGATIVE_TTL, NameServer, QueryCount, SOA_TTL, ZoneData, ZoneSnapshot,
+    serial_after, soa_serial,
 };
 pub use error::{KeyFileProblem, ProviderError, Transport, TsigFailure};
 pub use provider::{

@@ -604,6 +604,43 @@ mod tests {
         assert!(matches!(too_big, Err(ProviderError::Encode { .. })));
     }
 
+    #[tokio::test]
+    async fn silent_server_times_out_after_the_configured_attempts() {
+        // Bound but never read: the update is delivered and never answered.
+        let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let server = silent.local_addr().unwrap();
+        let key = TsigKey::new(
+            "upd",
+            crate::tsig_key::TsigAlgorithmName::HmacSha256,
+            vec![7; 32],
+        )
+        .unwrap();
+        let provider = Rfc2136Provider::new(server, key, Duration::from_millis(100))
+            .unwrap()
+            .with_retry(RetryPolicy {
+                attempts_max: 2,
+                backoff_initial: Duration::from_millis(10),
+                backoff_max: Duration::from_millis(10),
+            });
+        let zone = ZoneName::new("test.example.");
+        let error = provider
+            .push(&zone, &[change("www.test.example.", &["192.0.2.1"])])
+            .await
+            .expect_err("no answer");
+        assert!(
+            matches!(
+                error,
+                ProviderError::Timeout {
+                    attempts: 2,
+                    transport: Transport::Udp,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        drop(silent);
+    }
+
     #[test]
     fn changes_group_answers_by_zone() {
         let mut answers = BTreeMap::new();
