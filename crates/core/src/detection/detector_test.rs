@@ -608,3 +608,26 @@ fn a_detector_survives_a_snapshot_round_trip() {
     );
     assert_eq!(restored.propose(Timestamp(3_000)).len(), 1);
 }
+
+#[test]
+fn a_services_down_site_whose_evidence_wavered_is_lost_only_after_a_fresh_hold() {
+    let strict = DetectionPolicy {
+        lost_requires_controller_down: true,
+        ..policy()
+    };
+    let mut scenario = Scenario::new(&three_sites(), strict);
+    scenario.down(1_000, &[1, 3], "www/b/1");
+    scenario.run_until(4_000);
+    assert_eq!(scenario.state("b"), SiteState::ServicesDown);
+    // Observer c wavers: undecided, then down again from 5000.
+    scenario.up(4_500, &[3], "www/b/1");
+    scenario.down(5_000, &[3], "www/b/1");
+    // b's controller stops at 5500: lost, but only once the new evidence held for `hold`.
+    scenario.contact(5_500, 2, false);
+    scenario.run_until(6_900);
+    assert_eq!(scenario.state("b"), SiteState::ServicesDown);
+    scenario.run_until(7_100);
+    assert_eq!(scenario.state("b"), SiteState::Lost);
+    let status = scenario.detector.site(&SiteId::new("b")).expect("site b");
+    assert_eq!(status.since, Timestamp(7_000));
+}
