@@ -34,3 +34,15 @@ pub fn sorted(values: &[&str]) -> Vec<String> {
     values.sort();
     values
 }
+
+#[test]
+fn missing_program_fails_with_the_package_to_install() {
+    let panic =
+        std::panic::catch_unwind(|| harness::require("switchyard-no-such-program", "some-package"))
+            .expect_err("a missing program must fail the test");
+    let message = panic.downcast_ref::<String>().expect("panic message");
+    assert!(
+        message.contains("apt-get install -y some-package"),
+        "{message}"
+    );
+}

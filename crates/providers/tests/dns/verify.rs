@@ -7,7 +7,9 @@ use std::time::Duration;
 use switchyard_core::config::RecordType;
 use switchyard_core::id::ZoneName;
 use switchyard_core::routing::{Rrset, RrsetKey};
-use switchyard_providers::{EmbeddedDns, Rfc2136Provider, ZoneData, ZoneSnapshot, verify};
+use switchyard_providers::{
+    EmbeddedDns, Rfc2136Provider, ServerRole, ZoneData, ZoneSnapshot, verify,
+};
 
 use crate::change;
 use crate::harness::{DnsServer, ZONE};
@@ -64,26 +66,30 @@ async fn verification_converges_against_bind_after_an_update() {
     assert_eq!(before.checks[0].ttl, Some(Duration::from_secs(300)));
 
     push(&bind, &["192.0.2.30", "192.0.2.31"]).await;
+    // BIND also stands in for a resolver: asked with recursion desired, it answers from its zone.
     let report = verify(
         &expected,
         &[bind.addr()],
-        &[],
+        &[bind.addr()],
         Duration::from_secs(5),
         Duration::from_millis(100),
     )
     .await;
     assert!(report.converged, "{report:#?}");
-    let check = &report.checks[0];
-    assert_eq!(
-        check.answer.as_ref(),
-        Some(&expected.values().next().unwrap().values)
-    );
-    assert_eq!(check.ttl, Some(Duration::from_secs(30)));
-    assert_eq!(check.rcode.as_deref(), Some("NOERROR"));
-    assert!(
-        check.first_seen.is_some() && check.last_error.is_none(),
-        "{check:?}"
-    );
+    let roles: Vec<ServerRole> = report.checks.iter().map(|check| check.role).collect();
+    assert_eq!(roles, vec![ServerRole::Authoritative, ServerRole::Resolver]);
+    for check in &report.checks {
+        assert_eq!(
+            check.answer.as_ref(),
+            Some(&expected.values().next().unwrap().values)
+        );
+        assert_eq!(check.ttl, Some(Duration::from_secs(30)));
+        assert_eq!(check.rcode.as_deref(), Some("NOERROR"));
+        assert!(
+            check.first_seen.is_some() && check.last_error.is_none(),
+            "{check:?}"
+        );
+    }
 }
 
 #[tokio::test]
