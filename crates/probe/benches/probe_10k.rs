@@ -7,9 +7,11 @@
 //! Run with `cargo bench -p switchyard-probe`; `PROBE_BENCH_ENDPOINTS` changes the count.
 #![forbid(unsafe_code)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use switchyard_core::config::{DetectionPolicy, HealthCheck, HttpCheck};
@@ -172,10 +174,18 @@ fn bench(endpoints: usize, duration: Duration) {
         })
         .collect();
     let policy = DetectionPolicy::default();
+    // Failed probes by kind, to tell a slow server from a broken one.
+    let failures: Arc<Mutex<BTreeMap<&'static str, u64>>> = Arc::default();
+    let counted = Arc::clone(&failures);
     let options = ProberOptions {
         concurrency_max: std::env::var("PROBE_BENCH_CONCURRENCY")
             .ok()
             .and_then(|value| value.parse().ok()),
+        observation_hook: Some(Arc::new(move |_, observation| {
+            if let Some(error) = &observation.error {
+                *counted.lock().unwrap().entry(error.kind()).or_default() += 1;
+            }
+        })),
         ..ProberOptions::default()
     };
 
@@ -257,7 +267,9 @@ fn bench(endpoints: usize, duration: Duration) {
         }
     };
     println!(
-        "probe_10k: {endpoints} HTTP endpoints, interval 1 s, measured {seconds:.1} s after warm-up"
+        "probe_10k: {endpoints} HTTP endpoints, interval 1 s, concurrency_max {}, measured \
+         {seconds:.1} s after warm-up",
+        std::env::var("PROBE_BENCH_CONCURRENCY").unwrap_or_else(|_| "default".to_owned())
     );
     println!(
         "  probes/s:           {:.0} (regular {:.0}, confirmation {:.0}; target {endpoints})",
@@ -272,6 +284,10 @@ fn bench(endpoints: usize, duration: Duration) {
     println!(
         "  skipped:            {} busy, {} overrun; failed probes {}",
         stats.probes_skipped_busy, stats.probes_skipped_overrun, stats.probes_failed
+    );
+    println!(
+        "  failures by kind:   {:?} (whole run, warm-up included)",
+        failures.lock().unwrap()
     );
     println!(
         "  verdicts up:        {up} of {endpoints}; flips {} ({flips} received)",

@@ -4,8 +4,8 @@
 //! One scheduler task keeps a deadline queue with one entry per endpoint. Start times are spread
 //! evenly over the interval, each probe gets a small random jitter, and at most
 //! `concurrency_max` probes run at once. A slot whose endpoint is still busy (its last probe or a
-//! fast confirmation is running) is skipped, and so is a slot that could not start before the
-//! next one was due: an overrun never piles work up, it shows in [`ProberStats`].
+//! fast confirmation is running) is skipped, and so is a slot that could not start within half an
+//! interval of its time: an overrun never piles work up, it shows in [`ProberStats`].
 //!
 //! Fast confirmation: while an endpoint's verdict is unknown, or it is up but has just failed,
 //! the task that probed it re-probes it every `confirm_interval` until the verdict settles, so a
@@ -132,7 +132,8 @@ pub struct ProberStats {
     pub probes_on_schedule: u64,
     /// Slots skipped because the endpoint's previous probe or confirmation was still running.
     pub probes_skipped_busy: u64,
-    /// Slots skipped because no concurrency permit freed up before the next slot was due.
+    /// Slots skipped because they could not start within half an interval of their time (the
+    /// scheduler fell behind, or no concurrency permit freed up).
     pub probes_skipped_overrun: u64,
     /// Fast-confirmation probes.
     pub probes_confirm: u64,
@@ -347,23 +348,32 @@ impl Prober {
                 Counters::bump(&shared.counters.probes_skipped_busy);
                 continue;
             }
-            let permit = match Arc::clone(&shared.semaphore).try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                // Every permit is taken: wait for one, but not past this endpoint's next slot.
-                Err(_) => tokio::select! {
-                    biased;
-                    () = cancel.cancelled() => None,
-                    permit = Arc::clone(&shared.semaphore).acquire_owned() => permit.ok(),
-                    () = tokio::time::sleep_until(next_base) => {
-                        Counters::bump(&shared.counters.probes_skipped_overrun);
-                        slot.busy.store(false, Ordering::Release);
-                        continue;
-                    }
-                },
+            // A slot that cannot start within half an interval is dropped, not started late:
+            // after a stall (this process starved of CPU) the late slots would otherwise all
+            // start at once, and their burst would make slow probes, and false failures, of the
+            // very stall.
+            let start_deadline = due + interval / 2;
+            let permit = if Instant::now() > start_deadline {
+                None
+            } else {
+                match Arc::clone(&shared.semaphore).try_acquire_owned() {
+                    Ok(permit) => Some(permit),
+                    // Every permit is taken: wait for one, but not past the start deadline.
+                    Err(_) => tokio::select! {
+                        biased;
+                        () = cancel.cancelled() => {
+                            slot.busy.store(false, Ordering::Release);
+                            break;
+                        }
+                        permit = Arc::clone(&shared.semaphore).acquire_owned() => permit.ok(),
+                        () = tokio::time::sleep_until(start_deadline) => None,
+                    },
+                }
             };
             let Some(permit) = permit else {
+                Counters::bump(&shared.counters.probes_skipped_overrun);
                 slot.busy.store(false, Ordering::Release);
-                break;
+                continue;
             };
             Counters::bump(&shared.counters.probes_started);
             if Instant::now().saturating_duration_since(due) <= on_schedule_lag_max {
