@@ -193,6 +193,43 @@ async fn paused_time_schedule_of_a_loss_confirmation() {
     cancel.cancel();
 }
 
+/// Paused time: after a stall (here the clock jumps while the scheduler is not polled), slots
+/// more than half an interval late are dropped instead of all starting at once.
+#[tokio::test(start_paused = true)]
+async fn slots_missed_during_a_stall_are_skipped_not_bunched() {
+    let hole = black_hole().await;
+    let targets = vec![target(hole.address, HealthCheck::Tcp)];
+    let mut policy = policy(1000, 100, 1, 1);
+    policy.probe_timeout = Duration::from_millis(300);
+    let options = ProberOptions {
+        jitter_max: Some(Duration::ZERO),
+        ..ProberOptions::default()
+    };
+    let (prober, mut flips) = Prober::with_targets(targets, &policy, NodeId(1), options).unwrap();
+    let handle = prober.handle();
+    let cancel = CancellationToken::new();
+    let started = tokio::time::Instant::now();
+    tokio::spawn(prober.run(cancel.clone()));
+    assert_eq!(next_flip(&mut flips).await.verdict, Verdict::Down);
+    assert_eq!(started.elapsed(), Duration::from_millis(300));
+
+    // Jump to 3200 ms: the 1000 and 2000 ms slots are 2200 and 1200 ms late and dropped; the
+    // 3000 ms slot is 200 ms late and starts.
+    tokio::time::advance(Duration::from_millis(2900)).await;
+    wait_for_stats(&handle, |stats| stats.probes_failed >= 2).await;
+    let stats = handle.stats();
+    assert_eq!(
+        (
+            stats.probes_started,
+            stats.probes_on_schedule,
+            stats.probes_skipped_overrun
+        ),
+        (2, 1, 2),
+        "{stats:?}"
+    );
+    cancel.cancel();
+}
+
 #[tokio::test]
 async fn a_probe_longer_than_the_interval_skips_slots_instead_of_piling_up() {
     let address = silent_server().await;
