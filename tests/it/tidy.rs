@@ -72,10 +72,10 @@ fn every_crate_root_forbids_unsafe_code() {
     for name in crates() {
         for entry in ["src/lib.rs", "src/main.rs"] {
             let path = root.join("crates").join(&name).join(entry);
-            if let Ok(text) = fs::read_to_string(&path) {
-                if !text.contains("#![forbid(unsafe_code)]") {
-                    offenders.push(path.display().to_string());
-                }
+            if let Ok(text) = fs::read_to_string(&path)
+                && !text.contains("#![forbid(unsafe_code)]")
+            {
+                offenders.push(path.display().to_string());
             }
         }
     }
@@ -95,13 +95,11 @@ fn dependencies(manifest: &str, prefix: &str) -> BTreeSet<String> {
             in_dependencies = line == "[dependencies]";
             continue;
         }
-        if in_dependencies {
-            if let Some((name, _)) = line.split_once('=') {
-                let name = name.trim();
-                if name.starts_with(prefix) {
-                    found.insert(name.to_owned());
-                }
-            }
+        if in_dependencies
+            && let Some((name, _)) = line.split_once('=')
+            && name.trim().starts_with(prefix)
+        {
+            found.insert(name.trim().to_owned());
         }
     }
     found

@@ -78,10 +78,16 @@ impl TestCluster {
             .tempdir()
             .expect("temp dir");
         let mut yaml = String::new();
+        // Each cluster gets its own name, so the data directories of two clusters are told apart.
+        let name = dir
+            .path()
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("it")
+            .to_lowercase();
         let _ = writeln!(
             yaml,
-            "cluster:\n  name: it-{}\n  secret_file: cluster.secret",
-            std::process::id()
+            "cluster:\n  name: {name}\n  secret_file: cluster.secret"
         );
         let _ = writeln!(yaml, "sites:");
         for id in 1..=options.nodes {
@@ -267,6 +273,7 @@ impl TestCluster {
             .collect();
         wait_until("every running node to agree on a leader", timeout, || {
             let clients: Vec<Client> = running.iter().map(|id| self.admin(*id)).collect();
+            let running = running.clone();
             async move {
                 let mut leader = None;
                 for client in clients {

@@ -49,6 +49,7 @@ pub struct Client {
 impl Client {
     /// `base` is the node's API root, such as `http://127.0.0.1:7201`.
     pub fn new(base: impl Into<String>, token: Option<String>, timeout: Duration) -> Self {
+        ensure_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(3)))
@@ -138,6 +139,17 @@ impl Client {
             }),
             Err(_) => Err(malformed(&url, status, &bytes)),
         }
+    }
+}
+
+/// Installs rustls's ring provider as the process default unless one is already installed.
+///
+/// reqwest is built without a bundled provider (one crypto back-end for the whole build, see
+/// DEPENDENCIES.md) and refuses to build a client until one is installed, even for plain HTTP.
+pub fn ensure_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race with another installer is fine: either way a provider is installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
 

@@ -22,7 +22,7 @@ pub enum ErrorCode {
     Rejected,
     /// The cluster has no leader that a majority follows, so nothing can be committed now.
     NoQuorum,
-    /// The leader could not be reached to forward a write.
+    /// The leader could not be reached to forward a write (it may have just died); retry.
     LeaderUnreachable,
     Internal,
 }
@@ -37,7 +37,7 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::Rejected => 409,
             ErrorCode::NoQuorum => 503,
-            ErrorCode::LeaderUnreachable => 502,
+            ErrorCode::LeaderUnreachable => 503,
             ErrorCode::Internal => 500,
         }
     }

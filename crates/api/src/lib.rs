@@ -8,6 +8,6 @@ mod client;
 mod error;
 mod types;
 
-pub use client::{Client, ClientError};
+pub use client::{Client, ClientError, ensure_crypto_provider};
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use types::*;

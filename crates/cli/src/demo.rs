@@ -190,12 +190,11 @@ impl Demo {
                         .map(|leader| leader.node.0)
                 })
                 .collect();
-            if let Some(Some(leader)) = leaders.first() {
-                if leaders.iter().all(|seen| *seen == Some(*leader))
-                    && self.children.contains_key(leader)
-                {
-                    return Ok(*leader);
-                }
+            if let Some(Some(leader)) = leaders.first()
+                && leaders.iter().all(|seen| *seen == Some(*leader))
+                && self.children.contains_key(leader)
+            {
+                return Ok(*leader);
             }
             if started.elapsed() > STEP_TIMEOUT {
                 bail!(
@@ -360,10 +359,10 @@ impl Demo {
                         .map(|status| (status.audit_head.clone(), status.last_applied_index))
                 })
                 .collect();
-            if let Some(Some(first)) = heads.first() {
-                if heads.iter().all(|head| head.as_ref() == Some(first)) {
-                    return Ok(first.0.clone());
-                }
+            if let Some(Some(first)) = heads.first()
+                && heads.iter().all(|head| head.as_ref() == Some(first))
+            {
+                return Ok(first.0.clone());
             }
             if started.elapsed() > STEP_TIMEOUT {
                 bail!("nodes did not converge after {STEP_TIMEOUT:?}");

@@ -8,7 +8,7 @@ use anyhow::{Context as _, anyhow};
 use switchyard_core::config::ClusterConfig;
 use switchyard_core::plan::{Plan, PlannedStep};
 use switchyard_core::routing::{Routing, RrsetDiff};
-use switchyard_core::runbook::Runbook;
+use switchyard_core::runbook::{OnFailure, Runbook};
 
 use crate::{Outcome, Output, UsageError};
 
@@ -173,14 +173,14 @@ fn render_steps(out: &mut String, steps: &[PlannedStep]) {
     for (number, step) in steps.iter().enumerate() {
         let _ = writeln!(
             out,
-            "  {}. {} [{}] {} (timeout {}, retries {}, on failure {:?})",
+            "  {}. {} [{}] {} (timeout {}, retries {}, on failure {})",
             number + 1,
             step.id,
             step.kind,
             step.summary,
             humantime::format_duration(step.timeout),
             step.retries,
-            step.on_failure,
+            on_failure_name(step.on_failure),
         );
         for diff in &step.dns_changes {
             render_diff(out, "       ", diff);
@@ -188,6 +188,14 @@ fn render_steps(out: &mut String, steps: &[PlannedStep]) {
         for violation in &step.refused {
             let _ = writeln!(out, "       refused: {violation}");
         }
+    }
+}
+
+fn on_failure_name(on_failure: OnFailure) -> &'static str {
+    match on_failure {
+        OnFailure::Halt => "halt",
+        OnFailure::Continue => "continue",
+        OnFailure::Rollback => "rollback",
     }
 }
 

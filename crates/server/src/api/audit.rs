@@ -44,12 +44,11 @@ pub async fn list(
         Ok(Query(query)) => query,
         Err(rejection) => return ErrorResponse(from_query_rejection(&rejection)).into_response(),
     };
-    if query.consistent {
-        if let Some(response) =
+    if query.consistent
+        && let Some(response) =
             consistent::read_barrier(&state, Method::GET, &uri.0, &headers).await
-        {
-            return response;
-        }
+    {
+        return response;
     }
     let limit = usize::try_from(query.limit.min(PAGE_LIMIT_MAX)).unwrap_or(usize::MAX);
     let page = state.raft.read_state(|machine| {

@@ -51,6 +51,7 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn new(node: NodeId, config: ClusterConfig, raft: RaftNode) -> Self {
         let authenticator = Authenticator::new(&config.principals);
+        switchyard_api::ensure_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(2))

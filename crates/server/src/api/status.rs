@@ -39,12 +39,11 @@ pub async fn status(
         Ok(Query(query)) => query,
         Err(rejection) => return ErrorResponse(from_query_rejection(&rejection)).into_response(),
     };
-    if query.consistent {
-        if let Some(response) =
+    if query.consistent
+        && let Some(response) =
             consistent::read_barrier(&state, Method::GET, &uri.0, &headers).await
-        {
-            return response;
-        }
+    {
+        return response;
     }
     axum::Json(current(&state)).into_response()
 }
