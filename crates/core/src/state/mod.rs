@@ -4,19 +4,30 @@
 //! so every replica holds the same [`State`] and the same audit chain head. `apply` is pure: the
 //! time inside a command was stamped by its proposer, never read here.
 
+mod config;
+mod detection;
+mod routing;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditChain;
+use crate::config::ClusterConfig;
+use crate::detection::{DetectionInput, Detector};
 use crate::id::{NodeId, PrincipalName};
+use crate::routing::{RoutingChange, SafetyViolation};
 use crate::time::Timestamp;
+
+pub use config::{ConfigState, config_digest};
+pub use detection::SiteEventRecord;
+pub use routing::RoutingState;
 
 /// Longest annotation text accepted, in bytes; longer ones are rejected, not truncated.
 pub const ANNOTATION_TEXT_MAX: usize = 4096;
 
 /// One entry of the Raft log's application data.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Command {
     /// When the proposer created the command.
@@ -36,11 +47,25 @@ pub enum Actor {
 }
 
 /// What a command does. New kinds get a variant here, a summary line and an arm in `apply`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum CommandKind {
     /// A free-text note on the incident timeline.
     Annotate { text: String },
+    /// The cluster configuration every replica judges with. The leader proposes it when the
+    /// replicated one differs from its file, so replicas never judge with different configs.
+    ConfigApplied {
+        config: Box<ClusterConfig>,
+        /// `config_digest` of `config`, rechecked at apply.
+        digest: String,
+    },
+    /// Health evidence and site transitions, judged by `detection::Detector`.
+    Detection(DetectionInput),
+    /// A routing change, checked against the safety rules when proposed and again here.
+    Routing {
+        change: RoutingChange,
+        reason: String,
+    },
 }
 
 impl CommandKind {
@@ -48,6 +73,15 @@ impl CommandKind {
     pub fn summary(&self) -> String {
         match self {
             CommandKind::Annotate { text } => format!("annotate: {text}"),
+            CommandKind::ConfigApplied { config, digest } => {
+                format!(
+                    "config applied: cluster {} digest {}",
+                    config.name,
+                    &digest[..digest.len().min(16)]
+                )
+            }
+            CommandKind::Detection(input) => detection::summary(input),
+            CommandKind::Routing { change, reason } => routing::summary(change, reason),
         }
     }
 }
@@ -63,7 +97,7 @@ pub struct Annotation {
 }
 
 /// The result of applying one command, returned to its proposer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Applied {
     /// Log index the command was applied at.
@@ -75,23 +109,31 @@ pub struct Applied {
 
 /// Whether the state machine accepted the command. A rejection is a domain outcome, not an
 /// error: it is audited like any other command and every replica reaches the same verdict.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Accepted,
     Rejected(Rejection),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[serde(rename_all = "snake_case")]
 pub enum Rejection {
     #[error("annotation text is empty")]
     AnnotationEmpty,
     #[error("annotation text is {length} bytes, more than the {max} allowed")]
     AnnotationTooLong { length: usize, max: usize },
+    #[error("configuration digest {claimed} does not match its content ({actual})")]
+    ConfigDigestMismatch { claimed: String, actual: String },
+    #[error("no configuration has been applied yet")]
+    NoConfig,
+    #[error("detection: {0}")]
+    Detection(crate::detection::Rejection),
+    #[error("safety: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Safety(Vec<SafetyViolation>),
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct State {
     /// Log index of the last command applied (0 before any).
@@ -99,6 +141,14 @@ pub struct State {
     /// Timeline notes by id.
     annotations: BTreeMap<u64, Annotation>,
     audit: AuditChain,
+    /// The replicated configuration, once the first leader has proposed it.
+    config: Option<ConfigState>,
+    /// Site-loss detection over the replicated verdicts; present once a config is.
+    detector: Option<Detector>,
+    /// Recent site-state events, newest last (bounded).
+    site_events: Vec<SiteEventRecord>,
+    /// Which sites are in rotation for each service.
+    routing: RoutingState,
 }
 
 impl State {
@@ -115,6 +165,11 @@ impl State {
         self.last_applied_index = index;
         let outcome = match &command.kind {
             CommandKind::Annotate { text } => self.annotate(index, command, text),
+            CommandKind::ConfigApplied { config, digest } => {
+                self.apply_config(index, config, digest)
+            }
+            CommandKind::Detection(input) => self.apply_detection(index, input),
+            CommandKind::Routing { change, .. } => self.apply_routing(index, change),
         };
         let summary = match &outcome {
             Outcome::Accepted => command.kind.summary(),
@@ -164,6 +219,24 @@ impl State {
 
     pub fn audit(&self) -> &AuditChain {
         &self.audit
+    }
+
+    /// The replicated configuration, if the first leader has proposed it yet.
+    pub fn config(&self) -> Option<&ConfigState> {
+        self.config.as_ref()
+    }
+
+    pub fn detector(&self) -> Option<&Detector> {
+        self.detector.as_ref()
+    }
+
+    /// Recent site-state events, oldest first.
+    pub fn site_events(&self) -> &[SiteEventRecord] {
+        &self.site_events
+    }
+
+    pub fn routing(&self) -> &RoutingState {
+        &self.routing
     }
 }
 
