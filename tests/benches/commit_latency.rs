@@ -24,7 +24,7 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let mut cluster = TestCluster::new(ClusterOptions { nodes: 3, snapshot_every: 5000 });
+        let mut cluster = TestCluster::new(ClusterOptions { nodes: 3, snapshot_every: 5000, with_service: false });
         cluster.start_all();
         let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
         let client = cluster.client(leader, Some("test-operator-token"));

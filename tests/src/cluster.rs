@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -28,6 +28,11 @@ pub struct ClusterOptions {
     pub nodes: usize,
     /// `raft.snapshot_every`.
     pub snapshot_every: u64,
+    /// Give every site an HTTP endpoint of service `www` (at `127.0.N.1` for site N, see
+    /// [`TestCluster::endpoint`]) and serve zone `test.example.` (record `www`, A, ttl 5s,
+    /// fail-open) from the embedded DNS, with fast detection timings. Without it the cluster has
+    /// no services and no zones.
+    pub with_service: bool,
 }
 
 impl Default for ClusterOptions {
@@ -35,6 +40,7 @@ impl Default for ClusterOptions {
         Self {
             nodes: 3,
             snapshot_every: 1000,
+            with_service: false,
         }
     }
 }
@@ -44,6 +50,7 @@ struct NodeSlot {
     id: u64,
     api_port: u16,
     raft_port: u16,
+    dns_port: u16,
     data_dir: PathBuf,
     log: PathBuf,
     child: Option<Child>,
@@ -55,6 +62,14 @@ pub struct TestCluster {
     dir: tempfile::TempDir,
     config: PathBuf,
     nodes: Vec<NodeSlot>,
+    /// The `www` endpoint of each site, site N at index N-1 (only `with_service`).
+    endpoints: Vec<SocketAddr>,
+}
+
+fn free_port_on(address: &str) -> u16 {
+    let listener =
+        TcpListener::bind((address, 0)).expect("bind an ephemeral port on a loopback address");
+    listener.local_addr().expect("local address").port()
 }
 
 fn free_port() -> u16 {
@@ -107,6 +122,7 @@ impl TestCluster {
                 id,
                 api_port: api,
                 raft_port: raft,
+                dns_port: dns,
                 data_dir,
                 log,
                 child: None,
@@ -117,7 +133,39 @@ impl TestCluster {
             "raft:\n  heartbeat_interval: 100ms\n  election_timeout_min: 600ms\n  election_timeout_max: 1200ms\n  snapshot_every: {}",
             options.snapshot_every
         );
-        let _ = writeln!(yaml, "services: []\nzones: []\nprincipals:");
+        let mut endpoints = Vec::new();
+        if options.with_service {
+            let _ = writeln!(
+                yaml,
+                "detection:\n  probe_interval: 500ms\n  probe_timeout: 250ms\n  confirm_interval: 100ms\n  \
+                 rise: 2\n  fall: 3\n  hold: 1s\n  recover_hold: 2s\n  observer_sites_min: 1\n  failover_cooldown: 1m"
+            );
+            let _ = writeln!(
+                yaml,
+                "services:\n  - id: www\n    check: {{ http: {{ path: /healthz, expected_status: [200], body_contains: ok }} }}\n    endpoints:"
+            );
+            for id in 1..=options.nodes {
+                let address = format!("127.0.{id}.1");
+                let port = free_port_on(&address);
+                let _ = writeln!(
+                    yaml,
+                    "      - {{ site: site{id}, address: {address}, port: {port} }}"
+                );
+                endpoints.push(
+                    format!("{address}:{port}")
+                        .parse()
+                        .expect("endpoint address"),
+                );
+            }
+            let _ = writeln!(
+                yaml,
+                "zones:\n  - name: test.example.\n    provider: embedded\n    records:\n      \
+                 - {{ name: www, type: A, ttl: 5s, service: www, fail_mode: open }}"
+            );
+        } else {
+            let _ = writeln!(yaml, "services: []\nzones: []");
+        }
+        let _ = writeln!(yaml, "principals:");
         for (token, role) in ROLE_TOKENS {
             let _ = writeln!(
                 yaml,
@@ -128,7 +176,23 @@ impl TestCluster {
         fs::write(dir.path().join("cluster.secret"), SECRET).expect("write secret");
         let config = dir.path().join("cluster.yaml");
         fs::write(&config, yaml).expect("write config");
-        Self { dir, config, nodes }
+        Self {
+            dir,
+            config,
+            nodes,
+            endpoints,
+        }
+    }
+
+    /// The `www` endpoint of site `site` (1-based), for a cluster made `with_service`.
+    pub fn endpoint(&self, site: usize) -> SocketAddr {
+        self.endpoints[site - 1]
+    }
+
+    /// The embedded DNS address of node `id`.
+    pub fn dns_addr(&self, id: u64) -> SocketAddr {
+        let slot = self.nodes.iter().find(|node| node.id == id).expect("node");
+        SocketAddr::from(([127, 0, 0, 1], slot.dns_port))
     }
 
     pub fn config_path(&self) -> &Path {

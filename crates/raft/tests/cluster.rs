@@ -363,9 +363,22 @@ async fn restarted_node_catches_up_through_a_snapshot() {
             .expect("propose with two of three")
             .index;
     }
-    let leader_status = cluster.node(leader).status();
-    let purged = leader_status.purged_index.expect("leader purged its log");
-    assert!(purged > lagging_last_log, "{leader_status:?}");
+    // Snapshots are built and the log purged in the background after the writes: wait for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let purged = loop {
+        let leader_status = cluster.node(leader).status();
+        if let Some(purged) = leader_status
+            .purged_index
+            .filter(|purged| *purged > lagging_last_log)
+        {
+            break purged;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "leader never purged past {lagging_last_log}: {leader_status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
 
     cluster.restart(lagging).await;
     cluster.applied_everywhere(last).await;

@@ -6,7 +6,12 @@
 
 mod api;
 mod auth;
+mod clock;
+mod detection;
+mod dns;
+mod leader;
 mod logging;
+mod metrics;
 mod node;
 
 pub use logging::{LogFormat, init_logging};

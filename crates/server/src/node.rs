@@ -4,16 +4,31 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
+use switchyard_core::config::ClusterConfig;
 use switchyard_core::id::NodeId;
 use switchyard_raft::{RaftNode, RaftNodeConfig, Secret};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use futures::FutureExt as _;
+
 use crate::api::{self, AppState};
-use crate::logging;
+use crate::metrics::Metrics;
+use crate::{detection, dns, leader, logging};
 
 /// How often the log formatter's view of the Raft term is refreshed.
 const TERM_REFRESH_INTERVAL: Duration = Duration::from_millis(200);
+
+/// What the parts of a running node share.
+#[derive(Clone, Debug)]
+pub struct NodeContext {
+    pub node: NodeId,
+    /// This node's configuration file. Decisions use the replicated one (`State::config`).
+    pub config: ClusterConfig,
+    pub raft: RaftNode,
+    /// Cancelled when the node stops; every task watches it.
+    pub shutdown: CancellationToken,
+}
 
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
@@ -88,6 +103,22 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
 
     let shutdown = options.shutdown.clone();
     let mut tasks = tokio::task::JoinSet::new();
+    let context = NodeContext {
+        node: node.id,
+        config: config.clone(),
+        raft: raft.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let mut registry = prometheus_client::registry::Registry::with_prefix("switchyard");
+    let detection_metrics = detection::register(&mut registry);
+    let dns_metrics = dns::register(&mut registry);
+    let metrics = Metrics::new(registry);
+    detection::spawn(&context, detection_metrics, &mut tasks);
+    dns::spawn(&context, dns_metrics, &mut tasks);
+    tasks.spawn(
+        leader::keep_config_applied(raft.clone(), config.clone(), node.id, shutdown.clone())
+            .map(Ok),
+    );
     let rpc_router = raft.rpc_router();
     let stop = shutdown.clone();
     tasks.spawn(async move {
@@ -96,7 +127,12 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             .await
             .context("raft listener")
     });
-    let api_router = api::router(AppState::new(node.id, config.clone(), raft.clone()));
+    let api_router = api::router(AppState::new(
+        node.id,
+        config.clone(),
+        raft.clone(),
+        metrics,
+    ));
     let stop = shutdown.clone();
     tasks.spawn(async move {
         axum::serve(api_listener, api_router)

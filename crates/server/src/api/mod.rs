@@ -5,6 +5,8 @@ mod audit;
 mod consistent;
 mod forward;
 mod respond;
+mod routing;
+mod sites;
 mod status;
 mod write;
 
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::routing::{get, post};
 use switchyard_api::{ApiError, ErrorCode};
@@ -21,6 +23,7 @@ use switchyard_core::id::NodeId;
 use switchyard_raft::RaftNode;
 
 use crate::auth::{Authenticator, Caller};
+use crate::metrics::Metrics;
 pub use respond::ErrorResponse;
 
 /// Largest request body accepted; annotations and runbooks are far smaller.
@@ -38,6 +41,7 @@ pub struct Inner {
     pub authenticator: Authenticator,
     /// Client for forwarding writes to the leader's API.
     pub http: reqwest::Client,
+    pub metrics: Metrics,
 }
 
 impl std::ops::Deref for AppState {
@@ -49,7 +53,7 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(node: NodeId, config: ClusterConfig, raft: RaftNode) -> Self {
+    pub fn new(node: NodeId, config: ClusterConfig, raft: RaftNode, metrics: Metrics) -> Self {
         let authenticator = Authenticator::new(&config.principals);
         switchyard_api::ensure_crypto_provider();
         let http = reqwest::Client::builder()
@@ -64,6 +68,7 @@ impl AppState {
             raft,
             authenticator,
             http,
+            metrics,
         }))
     }
 }
@@ -74,6 +79,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/status", get(status::status))
         .route("/v1/audit", get(audit::list))
         .route("/v1/annotations", post(annotations::create))
+        .route(
+            "/metrics",
+            get(|State(state): State<AppState>| async move { state.metrics.render() }),
+        )
+        .merge(sites::routes())
+        .merge(routing::routes())
         .fallback(|| async { ErrorResponse(ApiError::new(ErrorCode::NotFound, "no such route")) })
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(state)

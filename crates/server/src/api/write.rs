@@ -1,18 +1,16 @@
 //! Committing a command for an API caller: propose locally, or forward to the leader.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use switchyard_api::{ApiError, ErrorCode, WriteResult};
-use switchyard_core::Timestamp;
 use switchyard_core::state::{Actor, Command, CommandKind, Outcome};
 use switchyard_raft::ProposeError;
 
 use super::respond::{ErrorResponse, from_propose_error};
 use super::{AppState, forward};
 use crate::auth::Caller;
+use crate::clock::now;
 
 /// The original request, kept so that it can be forwarded to the leader as it came.
 #[derive(Debug)]
@@ -21,15 +19,6 @@ pub struct Forwardable {
     pub uri: Uri,
     pub headers: HeaderMap,
     pub body: Bytes,
-}
-
-/// Wall-clock now, stamped on commands by their proposer (core never reads a clock).
-pub fn now() -> Timestamp {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis())
-        .unwrap_or(0);
-    Timestamp::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
 }
 
 pub async fn propose(
