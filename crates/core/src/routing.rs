@@ -265,3 +265,68 @@ pub fn diff_answers(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ClusterConfig {
+        // The state machine's test configuration: www in alpha, beta and gamma, fail-open.
+        crate::state::test_config()
+    }
+
+    #[test]
+    fn a_lost_site_is_never_put_back_into_rotation() {
+        let config = config();
+        let routing = Routing::initial(&config);
+        let www = ServiceId::new("www");
+        let alpha = SiteId::new("alpha");
+        let away = RoutingChange::AwayFrom {
+            services: vec![www.clone()],
+            site: alpha.clone(),
+        };
+        let lost = BTreeSet::from([alpha.clone()]);
+        let evacuated = routing
+            .with_change(&config, &away, &lost)
+            .expect("moving away from a lost site is safe");
+        let restore = RoutingChange::Restore {
+            services: vec![www.clone()],
+            site: alpha.clone(),
+        };
+        let refused = evacuated
+            .with_change(&config, &restore, &lost)
+            .expect_err("alpha is lost");
+        assert_eq!(
+            refused,
+            vec![SafetyViolation::LostSite {
+                service: www,
+                site: alpha
+            }]
+        );
+        assert!(
+            refused[0]
+                .to_string()
+                .starts_with("rule never_route_to_lost_site")
+        );
+    }
+
+    #[test]
+    fn answers_follow_the_sites_in_rotation() {
+        let config = config();
+        let www = ServiceId::new("www");
+        let away = RoutingChange::AwayFrom {
+            services: vec![www],
+            site: SiteId::new("beta"),
+        };
+        let before = Routing::initial(&config).answers(&config);
+        let after = Routing::initial(&config)
+            .with_change(&config, &away, &BTreeSet::new())
+            .expect("safe")
+            .answers(&config);
+        let diff = diff_answers(&before, &after);
+        assert_eq!(diff.len(), 1);
+        assert_eq!(diff[0].key.name, "www.test.example.");
+        let addresses: Vec<String> = diff[0].after.iter().map(ToString::to_string).collect();
+        assert_eq!(addresses, ["127.0.1.1", "127.0.3.1"]);
+    }
+}

@@ -321,3 +321,8 @@ mod tests {
         .assert_eq(&json);
     }
 }
+
+#[cfg(test)]
+mod state_test;
+#[cfg(test)]
+pub(crate) use state_test::config as test_config;
