@@ -60,7 +60,10 @@ pub enum RaftError {
     Shutdown { message: String },
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Serialisable, because a leader returns it to the follower that forwarded a command
+/// (`/raft/propose`).
+#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ProposeError {
     /// This node is not the leader; `leader` is the one it knows of, if any.
     #[error("not the leader; forward to {}", leader.map_or("an unknown leader".to_owned(), |leader| format!("node {leader}")))]
@@ -71,6 +74,10 @@ pub enum ProposeError {
     /// The Raft core stopped; the node must be taken out of service.
     #[error("raft core stopped: {message}")]
     Fatal { message: String },
+    /// A forwarded command did not reach the leader, or its answer did not come back: it may
+    /// or may not have committed.
+    #[error("cannot forward to the leader, node {leader}: {message}")]
+    LeaderUnreachable { leader: NodeId, message: String },
 }
 
 impl From<openraft::StorageError<u64>> for RaftError {

@@ -33,8 +33,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
+use switchyard_core::state::{Applied, Command};
+
 use crate::store::Store;
-use crate::{RaftError, TypeConfig};
+use crate::{ProposeError, RaftError, TypeConfig};
 
 pub const HEADER_FROM: &str = "x-switchyard-from";
 pub const HEADER_TO: &str = "x-switchyard-to";
@@ -399,6 +401,41 @@ pub(crate) async fn probe(
     }
 }
 
+/// Sends `command` to the leader `target` at `addr` (`/raft/propose`) and returns what the
+/// leader's `propose` returned. Transport failures become [`ProposeError::LeaderUnreachable`]
+/// (or `NoQuorum` on a timeout): the command may or may not have committed.
+pub(crate) async fn forward_propose(
+    client: &reqwest::Client,
+    secret: &Secret,
+    from: u64,
+    target: u64,
+    addr: &str,
+    command: &Command,
+    timeout: Duration,
+) -> Result<Applied, ProposeError> {
+    let link = Link {
+        client,
+        secret,
+        from,
+        target,
+        addr,
+    };
+    let leader = switchyard_core::NodeId(target);
+    match post_json::<_, Result<Applied, ProposeError>>(link, "propose", command, timeout).await {
+        Ok(answer) => answer,
+        Err(CallError::Timeout(timeout)) => Err(ProposeError::NoQuorum {
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        }),
+        Err(CallError::Unreachable(error) | CallError::Network(error)) => {
+            Err(ProposeError::LeaderUnreachable {
+                leader,
+                message: error.to_string(),
+            })
+        }
+        Err(CallError::Remote(never)) => match never {},
+    }
+}
+
 /// Everything the RPC handlers need.
 #[derive(Clone)]
 pub(crate) struct RpcState {
@@ -418,6 +455,7 @@ pub(crate) fn router(state: RpcState) -> Router {
         .route("/raft/append", post(append))
         .route("/raft/vote", post(vote))
         .route("/raft/bootstrap-probe", post(bootstrap_probe))
+        .route("/raft/propose", post(propose))
         .layer(DefaultBodyLimit::max(RPC_BODY_MAX));
     let snapshot_routes = Router::new()
         .route("/raft/snapshot", post(snapshot))
@@ -492,6 +530,15 @@ async fn snapshot(
     Json(request): Json<InstallSnapshotRequest<TypeConfig>>,
 ) -> Json<Result<InstallSnapshotResponse<u64>, OpenRaftError<u64, InstallSnapshotError>>> {
     Json(state.raft.install_snapshot(request).await)
+}
+
+/// A command forwarded by a follower: proposed here as if it came from a local caller. A node
+/// that is no longer leader answers `ForwardToLeader`, and the sender retries.
+async fn propose(
+    AxumState(state): AxumState<RpcState>,
+    Json(command): Json<Command>,
+) -> Json<Result<Applied, ProposeError>> {
+    Json(crate::node::client_write(&state.raft, command).await)
 }
 
 async fn bootstrap_probe(

@@ -21,6 +21,8 @@ use crate::{ProposeError, RaftError, TypeConfig};
 
 /// How long a proposal or a linearizable read may wait for a majority before `NoQuorum`.
 pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a forwarded proposal may take: the leader's own commit timeout plus the round trip.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(6);
 /// Probe rounds before bootstrap gives up (backoff grows to one second: about ten minutes).
 const BOOTSTRAP_ROUNDS_MAX: u32 = 600;
 /// How long the bootstrapping node waits to win the first election before adding learners.
@@ -212,7 +214,7 @@ impl RaftNode {
         self.inner.node_id
     }
 
-    /// The node-to-node routes (`/raft/append`, `/raft/vote`, `/raft/snapshot`,
+    /// The node-to-node routes (`/raft/append`, `/raft/vote`, `/raft/snapshot`, `/raft/propose`,
     /// `/raft/bootstrap-probe`), authenticated; serve it on this node's `raft_addr`.
     pub fn rpc_router(&self) -> axum::Router {
         network::router(RpcState {
@@ -379,35 +381,45 @@ impl RaftNode {
     }
 
     fn forward(&self, leader: Option<u64>) -> ProposeError {
-        ProposeError::ForwardToLeader {
-            leader: leader.map(NodeId),
-        }
+        forward(leader)
     }
 
     /// Replicates `command` and returns its result once applied on this (leader) node.
     pub async fn propose(&self, command: Command) -> Result<Applied, ProposeError> {
-        let write = self.inner.raft.client_write(command);
-        match tokio::time::timeout(COMMIT_TIMEOUT, write).await {
-            Err(_) => Err(ProposeError::NoQuorum {
-                timeout_ms: COMMIT_TIMEOUT.as_millis() as u64,
-            }),
-            Ok(Ok(response)) => Ok(response.data),
-            Ok(Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
-                Err(self.forward(forward.leader_id))
-            }
-            Ok(Err(OpenRaftError::APIError(ClientWriteError::ChangeMembershipError(error)))) => {
-                // Only membership entries can fail this way; a command never does.
-                Err(ProposeError::Fatal {
-                    message: error.to_string(),
-                })
-            }
-            Ok(Err(OpenRaftError::Fatal(fatal))) => {
-                tracing::error!(%fatal, "raft core stopped");
-                Err(ProposeError::Fatal {
-                    message: fatal.to_string(),
-                })
-            }
+        client_write(&self.inner.raft, command).await
+    }
+
+    /// Proposes `command` here when this node leads, and otherwise sends it to the current
+    /// leader over the authenticated node-to-node transport (`/raft/propose`), returning the
+    /// leader's answer. Without a known leader it fails with `ForwardToLeader { leader: None }`;
+    /// callers retry with backoff. A leader change in flight also fails (`ForwardToLeader`), never
+    /// loops: the command is sent at most once per call.
+    pub async fn propose_anywhere(&self, command: Command) -> Result<Applied, ProposeError> {
+        let status = self.status();
+        if status.role == Role::Leader {
+            return self.propose(command).await;
         }
+        let Some(leader) = status.leader.filter(|leader| *leader != self.inner.node_id) else {
+            return Err(self.forward(None));
+        };
+        let Some(addr) = status
+            .members
+            .iter()
+            .find(|member| member.node_id == leader)
+            .map(|member| member.addr.clone())
+        else {
+            return Err(self.forward(Some(leader.0)));
+        };
+        network::forward_propose(
+            &self.inner.client,
+            &self.inner.secret,
+            self.inner.node_id.0,
+            leader.0,
+            &addr,
+            &command,
+            FORWARD_TIMEOUT,
+        )
+        .await
     }
 
     /// Returns once this node is confirmed leader by a majority and has applied everything
@@ -528,6 +540,42 @@ impl RaftNode {
     #[doc(hidden)]
     pub fn raft_metrics(&self) -> watch::Receiver<openraft::RaftMetrics<u64, BasicNode>> {
         self.inner.raft.metrics()
+    }
+}
+
+fn forward(leader: Option<u64>) -> ProposeError {
+    ProposeError::ForwardToLeader {
+        leader: leader.map(NodeId),
+    }
+}
+
+/// Replicates `command` through `raft` and returns its result once applied on this (leader)
+/// node; shared by [`RaftNode::propose`] and the `/raft/propose` route.
+pub(crate) async fn client_write(
+    raft: &Raft<TypeConfig>,
+    command: Command,
+) -> Result<Applied, ProposeError> {
+    let write = raft.client_write(command);
+    match tokio::time::timeout(COMMIT_TIMEOUT, write).await {
+        Err(_) => Err(ProposeError::NoQuorum {
+            timeout_ms: COMMIT_TIMEOUT.as_millis() as u64,
+        }),
+        Ok(Ok(response)) => Ok(response.data),
+        Ok(Err(OpenRaftError::APIError(ClientWriteError::ForwardToLeader(forward_to)))) => {
+            Err(forward(forward_to.leader_id))
+        }
+        Ok(Err(OpenRaftError::APIError(ClientWriteError::ChangeMembershipError(error)))) => {
+            // Only membership entries can fail this way; a command never does.
+            Err(ProposeError::Fatal {
+                message: error.to_string(),
+            })
+        }
+        Ok(Err(OpenRaftError::Fatal(fatal))) => {
+            tracing::error!(%fatal, "raft core stopped");
+            Err(ProposeError::Fatal {
+                message: fatal.to_string(),
+            })
+        }
     }
 }
 

@@ -278,6 +278,20 @@ async fn three_nodes_bootstrap_replicate_and_authenticate() {
         cluster.node(follower).ensure_linearizable().await,
         Err(ProposeError::ForwardToLeader { .. })
     ));
+    // `propose_anywhere` forwards a follower's command to the leader over `/raft/propose`.
+    let forwarded = cluster
+        .node(follower)
+        .propose_anywhere(annotation("forwarded by a follower".to_owned()))
+        .await
+        .expect("forwarded propose");
+    assert_eq!(forwarded.outcome, Outcome::Accepted);
+    assert!(forwarded.index > last);
+    cluster.applied_everywhere(forwarded.index).await;
+    assert!(cluster.node(leader).read_state(|state| {
+        state
+            .annotations()
+            .any(|note| note.text == "forwarded by a follower")
+    }));
     cluster
         .node(leader)
         .ensure_linearizable()
@@ -364,21 +378,21 @@ async fn restarted_node_catches_up_through_a_snapshot() {
             .index;
     }
     // Snapshots are built and the log purged in the background after the writes: wait for it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let purged = loop {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
         let leader_status = cluster.node(leader).status();
-        if let Some(purged) = leader_status
+        if leader_status
             .purged_index
-            .filter(|purged| *purged > lagging_last_log)
+            .is_some_and(|purged| purged > lagging_last_log)
         {
-            break purged;
+            break;
         }
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "leader never purged past {lagging_last_log}: {leader_status:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    }
 
     cluster.restart(lagging).await;
     cluster.applied_everywhere(last).await;
