@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ErrorBody};
+use crate::sites::{Services, Sites};
 use crate::types::{AuditPage, Health, NewAnnotation, Status, WriteResult};
 
 /// Why a call failed.
@@ -98,6 +99,16 @@ impl Client {
             .await
     }
 
+    /// Site states with their evidence, as the answering node's replica holds them.
+    pub async fn sites(&self) -> Result<Sites, ClientError> {
+        self.call(Method::GET, "/v1/sites", None::<&()>).await
+    }
+
+    /// The health of every service in every site where it has endpoints.
+    pub async fn services(&self) -> Result<Services, ClientError> {
+        self.call(Method::GET, "/v1/services", None::<&()>).await
+    }
+
     /// Any call, for paths without a typed method yet.
     pub async fn call<B: Serialize, T: DeserializeOwned>(
         &self,
@@ -159,5 +170,32 @@ fn malformed(url: &str, status: StatusCode, bytes: &[u8]) -> ClientError {
         url: url.to_owned(),
         status: status.as_u16(),
         body,
+    }
+}
+
+/// Routing: the routing in force and changes to it.
+impl Client {
+    /// `GET /v1/routing`; `consistent` confirms with a quorum first.
+    pub async fn routing(&self, consistent: bool) -> Result<crate::RoutingView, ClientError> {
+        let path = if consistent {
+            "/v1/routing?consistent=true"
+        } else {
+            "/v1/routing"
+        };
+        self.call(Method::GET, path, None::<&()>).await
+    }
+
+    /// `POST /v1/routing/changes`: commits `change` once the safety rules allow it.
+    pub async fn change_routing(
+        &self,
+        change: crate::RoutingChangeRequest,
+        reason: &str,
+    ) -> Result<WriteResult, ClientError> {
+        let body = crate::NewRoutingChange {
+            change,
+            reason: reason.to_owned(),
+        };
+        self.call(Method::POST, "/v1/routing/changes", Some(&body))
+            .await
     }
 }

@@ -6,8 +6,10 @@
 
 mod client;
 mod error;
+mod routing;
 mod types;
 
 pub use client::{Client, ClientError, ensure_crypto_provider};
 pub use error::{ApiError, ErrorBody, ErrorCode};
+pub use routing::*;
 pub use types::*;

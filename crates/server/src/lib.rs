@@ -14,5 +14,6 @@ mod logging;
 mod metrics;
 mod node;
 
+pub use dns::tools as dns_tools;
 pub use logging::{LogFormat, init_logging};
 pub use node::{ServeOptions, serve};
