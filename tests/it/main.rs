@@ -2,4 +2,5 @@
 
 mod api;
 mod cluster;
+mod dns;
 mod tidy;

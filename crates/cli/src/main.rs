@@ -8,7 +8,9 @@
 mod audit;
 mod client;
 mod demo;
+mod dns;
 mod plan;
+mod route;
 mod serve;
 mod status;
 mod validate;
@@ -62,6 +64,12 @@ enum Command {
     /// Needs nothing but this binary: the demo configuration and runbooks are built in, and the
     /// nodes listen on 127.0.0.1 ports 7101-7103 (Raft) and 7201-7203 (API).
     Demo(demo::Args),
+    /// Show the DNS answers the routing calls for, or check what every server really serves.
+    #[command(subcommand)]
+    Dns(dns::Command),
+    /// Change which sites are in rotation for services (operator role).
+    #[command(subcommand)]
+    Route(route::Command),
 }
 
 /// How results are printed.
@@ -97,6 +105,8 @@ fn main() -> ExitCode {
         Command::Audit(command) => audit::run(command),
         Command::Annotate(args) => audit::annotate(args),
         Command::Demo(args) => demo::run(args),
+        Command::Dns(command) => dns::run(command),
+        Command::Route(command) => route::run(command),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

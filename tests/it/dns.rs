@@ -1,0 +1,313 @@
+//! The embedded DNS served by every node from the replicated routing (issue 5): real `dig`
+//! against every node, a routing change committed through a follower, the safety refusal at
+//! proposal, and `switchyard dns check` against running and stopped nodes.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use switchyard_api::{ErrorCode, RoutingChangeRequest};
+use switchyard_core::id::{ServiceId, SiteId};
+use switchyard_tests::{ClusterOptions, TestCluster, wait_until};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::task::JoinSet;
+
+const OPERATOR_TOKEN: &str = "test-operator-token";
+const ADMIN_TOKEN: &str = "test-admin-token";
+const NAME: &str = "www.test.example.";
+
+/// `dig`, or a failure saying which package provides it: without it nothing here can run.
+fn dig_program() -> PathBuf {
+    for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
+        let candidate = Path::new(dir).join("dig");
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("`dig` not found: install dnsutils (apt-get install -y dnsutils)");
+}
+
+/// Runs `dig @server ARGS` and returns its standard output.
+async fn dig(server: SocketAddr, args: &[&str]) -> String {
+    let output = tokio::process::Command::new(dig_program())
+        .arg(format!("@{}", server.ip()))
+        .arg("-p")
+        .arg(server.port().to_string())
+        .args(["+time=1", "+tries=1"])
+        .args(args)
+        .output()
+        .await
+        .expect("run dig");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// What one server answers for `www`: the header flags, the status and the addresses.
+#[derive(Debug)]
+struct Answer {
+    flags: String,
+    status: String,
+    addresses: BTreeSet<IpAddr>,
+}
+
+fn parse_answer(text: &str) -> Option<Answer> {
+    let status = text
+        .lines()
+        .find_map(|line| line.split("status: ").nth(1))?
+        .split(',')
+        .next()?
+        .to_owned();
+    let flags = text
+        .lines()
+        .find_map(|line| line.split(";; flags: ").nth(1))?
+        .split(';')
+        .next()?
+        .to_owned();
+    let mut in_answer = false;
+    let mut addresses = BTreeSet::new();
+    for line in text.lines() {
+        if line.starts_with(";; ANSWER SECTION") {
+            in_answer = true;
+            continue;
+        }
+        if in_answer {
+            if line.trim().is_empty() {
+                break;
+            }
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() == 5 && fields[3] == "A" {
+                addresses.insert(fields[4].parse().ok()?);
+            }
+        }
+    }
+    Some(Answer {
+        flags,
+        status,
+        addresses,
+    })
+}
+
+async fn query(server: SocketAddr, name: &str, record_type: &str, tcp: bool) -> Option<Answer> {
+    let mut args = vec![name, record_type, "+norecurse"];
+    if tcp {
+        args.push("+tcp");
+    }
+    parse_answer(&dig(server, &args).await)
+}
+
+async fn soa_serial(server: SocketAddr) -> Option<u32> {
+    let text = dig(server, &["+short", "test.example.", "SOA"]).await;
+    text.lines().next()?.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// Answers every connection to the `www` endpoint of each site with `200 ok`, so detection sees
+/// every site healthy while routing is changed by hand.
+async fn serve_healthy_endpoints(cluster: &TestCluster, sites: usize) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
+    for site in 1..=sites {
+        let listener = tokio::net::TcpListener::bind(cluster.endpoint(site))
+            .await
+            .expect("bind the endpoint address");
+        tasks.spawn(async move {
+            // Bounded by the test: the set aborts this task when dropped.
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 1024];
+                    let _ = stream.read(&mut buffer).await;
+                    let _ = stream
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        )
+                        .await;
+                });
+            }
+        });
+    }
+    tasks
+}
+
+fn addresses(cluster: &TestCluster, sites: &[usize]) -> BTreeSet<IpAddr> {
+    sites
+        .iter()
+        .map(|site| cluster.endpoint(*site).ip())
+        .collect()
+}
+
+/// Waits until `node`'s embedded server answers `www` with exactly `expected` and serial
+/// `serial` (any serial when `None`), authoritatively, over UDP and TCP.
+async fn wait_serving(
+    cluster: &TestCluster,
+    node: u64,
+    expected: &BTreeSet<IpAddr>,
+    serial: Option<u32>,
+) {
+    let server = cluster.dns_addr(node);
+    wait_until(
+        &format!("node {node} to serve {expected:?} with serial {serial:?}"),
+        Duration::from_secs(20),
+        || async move {
+            let udp = query(server, NAME, "A", false).await?;
+            let tcp = query(server, NAME, "A", true).await?;
+            let served = soa_serial(server).await?;
+            let fine = udp.status == "NOERROR"
+                && udp.flags.split_whitespace().any(|flag| flag == "aa")
+                && &udp.addresses == expected
+                && tcp.addresses == udp.addresses
+                && serial.is_none_or(|serial| serial == served);
+            fine.then_some(())
+        },
+    )
+    .await;
+}
+
+fn dns_check(cluster: &TestCluster) -> (i32, String) {
+    let output = Command::new(switchyard_tests::switchyard_bin())
+        .args(["dns", "check", "--wait", "2s", "--config"])
+        .arg(cluster.config_path())
+        .args(["--token", ADMIN_TOKEN])
+        .output()
+        .expect("run switchyard dns check");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_serves_the_routing_it_applied_and_unsafe_changes_are_refused() {
+    let mut cluster = TestCluster::new(ClusterOptions {
+        with_service: true,
+        ..ClusterOptions::default()
+    });
+    let _endpoints = serve_healthy_endpoints(&cluster, 3).await;
+    cluster.start_all();
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let nodes = cluster.node_ids();
+
+    let every_site = addresses(&cluster, &[1, 2, 3]);
+    for node in &nodes {
+        wait_serving(&cluster, *node, &every_site, None).await;
+    }
+    let server = cluster.dns_addr(nodes[0]);
+    let missing = query(server, "nope.test.example.", "A", false)
+        .await
+        .expect("answer for a missing name");
+    assert_eq!(missing.status, "NXDOMAIN");
+    let nodata = query(server, NAME, "AAAA", false)
+        .await
+        .expect("answer for a missing type");
+    assert_eq!(
+        (nodata.status.as_str(), nodata.addresses.len()),
+        ("NOERROR", 0)
+    );
+    let outside = query(server, "www.elsewhere.example.", "A", false)
+        .await
+        .expect("answer outside the zone");
+    assert_eq!(outside.status, "REFUSED");
+
+    let follower = *nodes
+        .iter()
+        .find(|node| **node != leader)
+        .expect("a follower");
+    let operator = cluster.client(follower, Some(OPERATOR_TOKEN));
+    let away_from = |site: &str| RoutingChangeRequest::AwayFrom {
+        services: vec![ServiceId::new("www")],
+        site: SiteId::new(site),
+    };
+    let committed = operator
+        .change_routing(away_from("site1"), "dns integration test")
+        .await
+        .expect("routing change committed through a follower");
+    assert_eq!(
+        committed.leader.0, leader,
+        "the follower forwarded to the leader"
+    );
+    let serial = u32::try_from(committed.index).expect("small log index");
+    let without_site1 = addresses(&cluster, &[2, 3]);
+    for node in &nodes {
+        wait_serving(&cluster, *node, &without_site1, Some(serial)).await;
+    }
+    for node in &nodes {
+        let view = cluster.admin(*node).routing(false).await.expect("routing");
+        assert_eq!(view.changed_index, committed.index, "node {node}");
+        assert_eq!(view.serial, serial, "node {node}");
+        let www = &view.zones[0].rrsets[0];
+        assert_eq!(
+            www.values.iter().copied().collect::<BTreeSet<_>>(),
+            without_site1
+        );
+    }
+
+    operator
+        .change_routing(away_from("site2"), "down to one site")
+        .await
+        .expect("one site left is allowed");
+    let refused = operator
+        .change_routing(away_from("site3"), "would leave no site")
+        .await
+        .expect_err("zero sites refused");
+    let error = refused.api_error().expect("an api error");
+    assert_eq!(error.code, ErrorCode::Rejected, "{refused}");
+    assert!(
+        error.message.contains("rule min_sites_in_rotation"),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("409"), "{refused}");
+    // Refused at proposal: nothing about it reached the log.
+    let audit = cluster
+        .admin(leader)
+        .audit(0, 1000, false)
+        .await
+        .expect("audit");
+    assert!(
+        audit
+            .entries
+            .iter()
+            .all(|entry| !entry.summary.contains("would leave no site")),
+        "the refused change was committed"
+    );
+    let viewer = cluster.client(follower, Some("test-viewer-token"));
+    let forbidden = viewer
+        .change_routing(away_from("site3"), "viewer")
+        .await
+        .expect_err("viewers cannot change routing");
+    assert_eq!(
+        forbidden.api_error().map(|error| error.code),
+        Some(ErrorCode::Forbidden)
+    );
+
+    let restored = operator
+        .change_routing(
+            RoutingChangeRequest::Restore {
+                services: vec![ServiceId::new("www")],
+                site: SiteId::new("site1"),
+            },
+            "back",
+        )
+        .await
+        .expect("restore committed");
+    let serial = u32::try_from(restored.index).expect("small log index");
+    let sites_1_3 = addresses(&cluster, &[1, 3]);
+    for node in &nodes {
+        wait_serving(&cluster, *node, &sites_1_3, Some(serial)).await;
+    }
+    let (code, text) = dns_check(&cluster);
+    assert_eq!(code, 0, "dns check after convergence:\n{text}");
+
+    let stopped = follower;
+    cluster.kill(stopped);
+    let (code, text) = dns_check(&cluster);
+    assert_eq!(code, 1, "dns check with node {stopped} stopped:\n{text}");
+    let stopped_addr = cluster.dns_addr(stopped).to_string();
+    assert!(
+        text.lines()
+            .any(|line| line.contains("FAIL") && line.contains(&stopped_addr)),
+        "the stopped node's server is reported:\n{text}"
+    );
+}
