@@ -2,5 +2,6 @@
 
 mod api;
 mod cluster;
+mod detection;
 mod dns;
 mod tidy;

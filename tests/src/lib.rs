@@ -6,9 +6,11 @@
 #![forbid(unsafe_code)]
 
 mod cluster;
+mod http_service;
 mod wait;
 
 pub use cluster::{ClusterOptions, TestCluster};
+pub use http_service::HttpService;
 pub use wait::{Deadline, wait_until};
 
 use std::path::PathBuf;

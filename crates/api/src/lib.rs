@@ -7,9 +7,11 @@
 mod client;
 mod error;
 mod routing;
+mod sites;
 mod types;
 
 pub use client::{Client, ClientError, ensure_crypto_provider};
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use routing::*;
+pub use sites::*;
 pub use types::*;

@@ -2,6 +2,9 @@
 
 use anyhow::Context as _;
 
+use switchyard_api::{Services, Sites};
+use switchyard_core::detection::Verdict;
+
 use crate::client::{ServerArgs, outcome_of, runtime};
 use crate::{Outcome, Output, UsageError};
 
@@ -18,15 +21,40 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<Outcome, UsageError> {
     let client = args.server.client();
-    let status = match runtime()?.block_on(client.status(args.consistent)) {
+    let runtime = runtime()?;
+    let status = match runtime.block_on(client.status(args.consistent)) {
         Ok(status) => status,
         Err(error) => return outcome_of(error),
     };
+    // Site states come from the same node right after; they may be one apply newer than the
+    // status, never older.
+    let (sites, services) = match runtime.block_on(async {
+        let sites = client.sites().await?;
+        let services = client.services().await?;
+        Ok::<_, switchyard_api::ClientError>((sites, services))
+    }) {
+        Ok(answers) => answers,
+        Err(error) => return outcome_of(error),
+    };
     match args.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&status).context("cannot encode status")?
-        ),
+        Output::Json => {
+            // The status fields stay at the top level; `sites` and `services` are added.
+            let mut json = serde_json::to_value(&status).context("cannot encode status")?;
+            if let Some(object) = json.as_object_mut() {
+                object.insert(
+                    "sites".to_owned(),
+                    serde_json::to_value(&sites).context("cannot encode sites")?,
+                );
+                object.insert(
+                    "services".to_owned(),
+                    serde_json::to_value(&services).context("cannot encode services")?,
+                );
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).context("cannot encode status")?
+            );
+        }
         Output::Text => {
             let leader = match &status.leader {
                 Some(leader) => format!("node {} in site {}", leader.node, leader.site),
@@ -61,7 +89,63 @@ pub fn run(args: Args) -> Result<Outcome, UsageError> {
                     member.node, member.site, member.api_addr
                 );
             }
+            print_sites(&sites, &services);
         }
     }
     Ok(Outcome::Success)
+}
+
+fn print_sites(sites: &Sites, services: &Services) {
+    if !sites.configured {
+        println!("sites: no replicated configuration yet");
+        return;
+    }
+    if let Some(outage) = &sites.global_outage {
+        let names: Vec<&str> = outage.iter().map(|site| site.as_str()).collect();
+        println!(
+            "GLOBAL OUTAGE: every site looks down ({}); no failover",
+            names.join(", ")
+        );
+    }
+    println!("sites:");
+    for site in &sites.sites {
+        let mut line = format!(
+            "  {} {} since {} (observers see it {})",
+            site.site, site.state, site.since, site.consensus
+        );
+        if site.witness {
+            line.push_str(", witness");
+        }
+        if !site.controller_reachable {
+            line.push_str(", controller unreachable");
+        }
+        if let Some(until) = site.cooldown_until {
+            line.push_str(&format!(", failover cooldown until {until}"));
+        }
+        println!("{line}");
+        for observer in &site.observers {
+            let down: Vec<String> = observer
+                .endpoints
+                .iter()
+                .filter(|endpoint| endpoint.verdict == Verdict::Down)
+                .map(|endpoint| endpoint.endpoint.to_string())
+                .collect();
+            if !down.is_empty() {
+                println!(
+                    "    {} sees down: {}",
+                    observer.observer_site,
+                    down.join(", ")
+                );
+            }
+        }
+    }
+    if !services.services.is_empty() {
+        println!("services:");
+        for health in &services.services {
+            println!(
+                "  {} in {}: {}",
+                health.service, health.site, health.consensus
+            );
+        }
+    }
 }

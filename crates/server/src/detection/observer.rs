@@ -1,0 +1,184 @@
+//! [`Observer`]: runs this node's prober over the replicated configuration and turns each
+//! verdict flip into a pending `VerdictChanged`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use switchyard_core::config::ClusterConfig;
+use switchyard_core::detection::{Verdict, VerdictChanged};
+use switchyard_probe::{Prober, ProberOptions, VerdictFlip};
+use tokio::sync::watch;
+
+use super::metrics::DetectionMetrics;
+use super::pending::PendingVerdicts;
+use crate::node::NodeContext;
+
+/// How often the last-success ages on `/metrics` are refreshed from the prober.
+const AGE_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Probes every endpoint from this node with the timings of the replicated configuration (never
+/// this node's file, so that every observer counts alike), restarting the prober whenever the
+/// replicated configuration changes.
+#[derive(Debug)]
+pub struct Observer {
+    pub context: NodeContext,
+    pub metrics: DetectionMetrics,
+    /// Where flips go; the committer sends them on.
+    pub pending: PendingVerdicts,
+}
+
+/// Why one prober's run ended.
+enum Ended {
+    ConfigChanged,
+    Stopped,
+}
+
+impl Observer {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let mut applied = self.context.raft.subscribe_applied();
+        let shutdown = self.context.shutdown.clone();
+        loop {
+            let replicated = self.context.raft.read_state(|state| {
+                state
+                    .config()
+                    .map(|config| (config.config.clone(), config.digest.clone()))
+            });
+            let ended = match replicated {
+                // Detection needs the replicated configuration: wait for it to be applied.
+                None => tokio::select! {
+                    changed = applied.changed() => match changed {
+                        Ok(()) => Ended::ConfigChanged,
+                        Err(_) => Ended::Stopped,
+                    },
+                    () = shutdown.cancelled() => Ended::Stopped,
+                },
+                Some((config, digest)) => self.probe(&config, &digest, &mut applied).await,
+            };
+            if matches!(ended, Ended::Stopped) || shutdown.is_cancelled() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Runs one prober for `config` until the replicated digest moves away from `digest`.
+    async fn probe(
+        &self,
+        config: &ClusterConfig,
+        digest: &str,
+        applied: &mut watch::Receiver<u64>,
+    ) -> Ended {
+        let shutdown = &self.context.shutdown;
+        let hook_metrics = self.metrics.clone();
+        let options = ProberOptions {
+            observation_hook: Some(Arc::new(move |target, observation| {
+                hook_metrics.observe(target, observation);
+            })),
+            ..ProberOptions::default()
+        };
+        let prober = Prober::new(config, self.context.node, options);
+        let mut prober_run = None;
+        let mut flips = match prober {
+            Ok((prober, flips)) => {
+                tracing::info!(
+                    endpoints = prober.handle().stats().endpoints,
+                    digest = &digest[..digest.len().min(16)],
+                    "probing every endpoint of the replicated configuration"
+                );
+                let handle = prober.handle();
+                let cancel = shutdown.child_token();
+                let task = tokio::spawn(prober.run(cancel.clone()));
+                prober_run = Some((handle, cancel, task));
+                Some(flips)
+            }
+            Err(error) => {
+                // A check that cannot be prepared (say, an unreadable CA file on this node)
+                // leaves this node without a vote until the configuration changes.
+                tracing::error!(%error, "cannot probe with the replicated configuration");
+                None
+            }
+        };
+        let mut ages = tokio::time::interval(AGE_REFRESH_INTERVAL);
+        ages.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.refresh_site_states();
+        let ended = loop {
+            tokio::select! {
+                flip = recv(&mut flips) => match flip {
+                    Some(flip) => self.flipped(flip),
+                    // The prober stopped on its own: only cancellation does that.
+                    None => break Ended::Stopped,
+                },
+                changed = applied.changed() => {
+                    if changed.is_err() {
+                        break Ended::Stopped;
+                    }
+                    self.refresh_site_states();
+                    let current = self.context.raft.read_state(|state| {
+                        state.config().map(|config| config.digest.clone())
+                    });
+                    if current.as_deref() != Some(digest) {
+                        tracing::info!("the replicated configuration changed; restarting the prober");
+                        break Ended::ConfigChanged;
+                    }
+                }
+                _ = ages.tick() => {
+                    if let Some((handle, _, _)) = &prober_run {
+                        self.metrics.set_success_ages(&handle.snapshot(), SystemTime::now());
+                    }
+                }
+                () = shutdown.cancelled() => break Ended::Stopped,
+            }
+        };
+        if let Some((_, cancel, task)) = prober_run {
+            cancel.cancel();
+            if let Err(error) = task.await {
+                tracing::error!(%error, "the prober task failed");
+            }
+        }
+        ended
+    }
+
+    fn flipped(&self, flip: VerdictFlip) {
+        self.metrics.flipped(flip.verdict);
+        tracing::info!(
+            endpoint = %flip.endpoint,
+            site = %flip.site,
+            verdict = flip.verdict.as_str(),
+            error = flip.last_error.as_deref().unwrap_or(""),
+            "verdict flipped"
+        );
+        self.pending.push(verdict_changed(flip));
+    }
+
+    fn refresh_site_states(&self) {
+        self.context.raft.read_state(|state| {
+            if let Some(detector) = state.detector() {
+                self.metrics.set_site_states(detector);
+            }
+        });
+    }
+}
+
+/// Waits for the next flip, or forever when there is no prober.
+async fn recv(flips: &mut Option<tokio::sync::mpsc::Receiver<VerdictFlip>>) -> Option<VerdictFlip> {
+    match flips {
+        Some(flips) => flips.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The command body for a flip. `since` is the time of the probe that completed the rise/fall
+/// count (`observed_at`), as `VerdictChanged` defines it: the hold counts from when this node
+/// was sure, not from its first doubt.
+pub fn verdict_changed(flip: VerdictFlip) -> VerdictChanged {
+    VerdictChanged {
+        observer: flip.observer,
+        endpoint: flip.endpoint,
+        verdict: match flip.verdict {
+            switchyard_probe::Verdict::Up => Verdict::Up,
+            switchyard_probe::Verdict::Down => Verdict::Down,
+        },
+        since: flip.observed_at,
+        last_error: flip.last_error,
+        latency_ms: Some(u32::try_from(flip.latency.as_millis()).unwrap_or(u32::MAX)),
+    }
+}
