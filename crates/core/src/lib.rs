@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod config;
 pub mod detection;
+pub mod execution;
 pub mod id;
 pub mod plan;
 pub mod routing;

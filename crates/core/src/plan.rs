@@ -10,13 +10,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ClusterConfig;
-use crate::id::{RunbookId, SiteId, StepId};
+use crate::id::{RunbookId, ServiceId, SiteId, StepId};
 use crate::routing::{
     Routing, RoutingChange, Rrset, RrsetDiff, RrsetKey, SafetyViolation, diff_answers,
 };
 use crate::runbook::{
-    Action, BUILTIN_PARAMETERS, Condition, HaproxyAction, OnFailure, Runbook, ShiftDirection, Step,
-    Template, TemplateError,
+    Action, BUILTIN_PARAMETERS, Condition, HaproxyAction, OnFailure, Runbook, SetRecords,
+    ShiftDirection, SiteStateName, Step, Template, TemplateError, VerifyDns, Wait,
 };
 
 /// A runbook resolved against one set of parameters and one starting routing.
@@ -155,51 +155,21 @@ impl Planner<'_> {
         answers
     }
 
-    fn resolve(&self, step: &Step, template: &Template) -> Result<String, PlanError> {
-        template
-            .resolve(self.parameters)
-            .map_err(|source| PlanError::Template {
-                step: step.id.clone(),
-                source,
-            })
-    }
-
-    fn site(&self, step: &Step, template: &Template) -> Result<SiteId, PlanError> {
-        let site = SiteId::new(self.resolve(step, template)?);
-        match self.config.site(&site) {
-            Some(_) => Ok(site),
-            None => Err(PlanError::UnknownSite {
-                site: site.to_string(),
-            }),
-        }
-    }
-
     fn plan_step(&mut self, step: &Step, on_failure: OnFailure) -> Result<PlannedStep, PlanError> {
         let before = self.answers();
         let mut routing_change = None;
         let mut refused = Vec::new();
-        let summary = match &step.action {
-            Action::ShiftTraffic(shift) => {
-                let services = shift.services.clone();
-                let names = join(&services);
-                let (change, summary) = match &shift.direction {
-                    ShiftDirection::AwayFrom(site) => {
-                        let site = self.site(step, site)?;
-                        let summary = format!("take site {site} out of rotation for {names}");
-                        (RoutingChange::AwayFrom { services, site }, summary)
+        let summary = match resolve_action(self.config, step, self.parameters)? {
+            ResolvedAction::ShiftTraffic(change) => {
+                let summary = match &change {
+                    RoutingChange::AwayFrom { services, site } => {
+                        format!("take site {site} out of rotation for {}", join(services))
                     }
-                    ShiftDirection::Restore(site) => {
-                        let site = self.site(step, site)?;
-                        let summary = format!("put site {site} back into rotation for {names}");
-                        (RoutingChange::Restore { services, site }, summary)
+                    RoutingChange::Restore { services, site } => {
+                        format!("put site {site} back into rotation for {}", join(services))
                     }
-                    ShiftDirection::To(sites) => {
-                        let sites = sites
-                            .iter()
-                            .map(|site| self.site(step, site))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        let summary = format!("route {names} to exactly [{}]", join(&sites));
-                        (RoutingChange::To { services, sites }, summary)
+                    RoutingChange::To { services, sites } => {
+                        format!("route {} to exactly [{}]", join(services), join(sites))
                     }
                 };
                 match self.routing.with_change(self.config, &change, self.lost) {
@@ -209,7 +179,7 @@ impl Planner<'_> {
                 routing_change = Some(change);
                 summary
             }
-            Action::SetRecords(set) => {
+            ResolvedAction::SetRecords(set) => {
                 for record in &set.records {
                     let name = if record.name == "@" {
                         set.zone.to_string()
@@ -235,7 +205,7 @@ impl Planner<'_> {
                     set.zone
                 )
             }
-            Action::VerifyDns(verify) => {
+            ResolvedAction::VerifyDns(verify) => {
                 let whom = if verify.resolvers {
                     "every authoritative server and the listed resolvers"
                 } else {
@@ -246,45 +216,43 @@ impl Planner<'_> {
                     join(&verify.services)
                 )
             }
-            Action::Webhook(webhook) => {
+            ResolvedAction::Webhook(webhook) => {
                 format!(
                     "{} {} expecting {:?}",
-                    webhook.method,
-                    self.resolve(step, &webhook.url)?,
-                    webhook.expected_status
+                    webhook.method, webhook.url, webhook.expected_status
                 )
             }
-            Action::Wait(wait) => format!("wait {}", humanize(wait.duration)),
-            Action::Check(check) => match &check.condition {
-                Condition::SiteState { site, states } => {
-                    format!("wait until site {} is {:?}", self.site(step, site)?, states)
+            ResolvedAction::Wait(wait) => format!("wait {}", humanize(wait.duration)),
+            ResolvedAction::Check(condition) => match condition {
+                ResolvedCondition::SiteState { site, states } => {
+                    format!("wait until site {site} is {states:?}")
                 }
-                Condition::ServiceHealthy { service, sites_min } => {
+                ResolvedCondition::ServiceHealthy { service, sites_min } => {
                     format!("wait until {service} is healthy in at least {sites_min} site(s)")
                 }
             },
-            Action::Approval(approval) => {
-                let message = match &approval.message {
-                    Some(message) => format!(": {}", self.resolve(step, message)?),
+            ResolvedAction::Approval {
+                approvers_min,
+                message,
+            } => {
+                let message = match message {
+                    Some(message) => format!(": {message}"),
                     None => String::new(),
                 };
-                format!(
-                    "pause until {} approver(s) on shift approve{message}",
-                    approval.approvers_min
-                )
+                format!("pause until {approvers_min} approver(s) on shift approve{message}")
             }
-            Action::Haproxy(haproxy) => {
-                let action = match haproxy.action {
+            ResolvedAction::Haproxy {
+                backend,
+                server,
+                action,
+            } => {
+                let action = match action {
                     HaproxyAction::Ready => "ready".to_owned(),
                     HaproxyAction::Drain => "drain".to_owned(),
                     HaproxyAction::Maint => "maint".to_owned(),
                     HaproxyAction::Weight(weight) => format!("weight {weight}"),
                 };
-                format!(
-                    "set HAProxy server {}/{} to {action}",
-                    haproxy.backend,
-                    self.resolve(step, &haproxy.server)?
-                )
+                format!("set HAProxy server {backend}/{server} to {action}")
             }
         };
         Ok(PlannedStep {
@@ -299,6 +267,161 @@ impl Planner<'_> {
             refused,
         })
     }
+}
+
+/// A step's action with every `${param}` resolved and every site checked against the
+/// configuration: what the executor carries out, and what [`plan`] describes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolvedAction {
+    /// Committed as a `CommandKind::Routing`; the providers follow the replicated routing.
+    ShiftTraffic(RoutingChange),
+    SetRecords(SetRecords),
+    VerifyDns(VerifyDns),
+    Webhook(ResolvedWebhook),
+    Wait(Wait),
+    Check(ResolvedCondition),
+    Approval {
+        approvers_min: u32,
+        message: Option<String>,
+    },
+    Haproxy {
+        backend: String,
+        server: String,
+        action: HaproxyAction,
+    },
+}
+
+/// A webhook with its URL, headers and body's string leaves resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedWebhook {
+    pub method: String,
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<serde_json::Value>,
+    pub expected_status: Vec<u16>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolvedCondition {
+    SiteState {
+        site: SiteId,
+        states: Vec<SiteStateName>,
+    },
+    ServiceHealthy {
+        service: ServiceId,
+        sites_min: u32,
+    },
+}
+
+/// Resolves `step`'s action against `parameters` (see [`resolve_parameters`]); sites must exist
+/// in `config`. Shared by planning and execution so a plan shows exactly what a run does.
+pub fn resolve_action(
+    config: &ClusterConfig,
+    step: &Step,
+    parameters: &BTreeMap<String, String>,
+) -> Result<ResolvedAction, PlanError> {
+    let resolve = |template: &Template| {
+        template
+            .resolve(parameters)
+            .map_err(|source| PlanError::Template {
+                step: step.id.clone(),
+                source,
+            })
+    };
+    let site = |template: &Template| {
+        let site = SiteId::new(resolve(template)?);
+        match config.site(&site) {
+            Some(_) => Ok(site),
+            None => Err(PlanError::UnknownSite {
+                site: site.to_string(),
+            }),
+        }
+    };
+    Ok(match &step.action {
+        Action::ShiftTraffic(shift) => {
+            let services = shift.services.clone();
+            ResolvedAction::ShiftTraffic(match &shift.direction {
+                ShiftDirection::AwayFrom(template) => RoutingChange::AwayFrom {
+                    services,
+                    site: site(template)?,
+                },
+                ShiftDirection::Restore(template) => RoutingChange::Restore {
+                    services,
+                    site: site(template)?,
+                },
+                ShiftDirection::To(templates) => RoutingChange::To {
+                    services,
+                    sites: templates.iter().map(site).collect::<Result<Vec<_>, _>>()?,
+                },
+            })
+        }
+        Action::SetRecords(set) => ResolvedAction::SetRecords(set.clone()),
+        Action::VerifyDns(verify) => ResolvedAction::VerifyDns(verify.clone()),
+        Action::Webhook(webhook) => ResolvedAction::Webhook(ResolvedWebhook {
+            method: webhook.method.clone(),
+            url: resolve(&webhook.url)?,
+            headers: webhook
+                .headers
+                .iter()
+                .map(|(name, value)| Ok((name.clone(), resolve(value)?)))
+                .collect::<Result<_, PlanError>>()?,
+            body: webhook
+                .body
+                .as_ref()
+                .map(|body| resolve_json(body, &resolve))
+                .transpose()?,
+            expected_status: webhook.expected_status.clone(),
+        }),
+        Action::Wait(wait) => ResolvedAction::Wait(wait.clone()),
+        Action::Check(check) => ResolvedAction::Check(match &check.condition {
+            Condition::SiteState {
+                site: template,
+                states,
+            } => ResolvedCondition::SiteState {
+                site: site(template)?,
+                states: states.clone(),
+            },
+            Condition::ServiceHealthy { service, sites_min } => ResolvedCondition::ServiceHealthy {
+                service: service.clone(),
+                sites_min: *sites_min,
+            },
+        }),
+        Action::Approval(approval) => ResolvedAction::Approval {
+            approvers_min: approval.approvers_min,
+            message: approval.message.as_ref().map(resolve).transpose()?,
+        },
+        Action::Haproxy(haproxy) => ResolvedAction::Haproxy {
+            backend: haproxy.backend.clone(),
+            server: resolve(&haproxy.server)?,
+            action: haproxy.action,
+        },
+    })
+}
+
+/// `value` with `${param}` references resolved in every string leaf (keys stay as written).
+fn resolve_json(
+    value: &serde_json::Value,
+    resolve: &impl Fn(&Template) -> Result<String, PlanError>,
+) -> Result<serde_json::Value, PlanError> {
+    use serde_json::Value;
+    Ok(match value {
+        Value::String(text) => Value::String(resolve(&Template::new(text.clone()))?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| resolve_json(item, resolve))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(key, item)| Ok((key.clone(), resolve_json(item, resolve)?)))
+                .collect::<Result<_, PlanError>>()?,
+        ),
+        other => other.clone(),
+    })
 }
 
 fn join<T: std::fmt::Display>(items: &[T]) -> String {

@@ -6,7 +6,9 @@
 
 mod config;
 mod detection;
+mod execution;
 mod routing;
+mod runbooks;
 
 use std::collections::BTreeMap;
 
@@ -15,13 +17,17 @@ use serde::{Deserialize, Serialize};
 use crate::audit::AuditChain;
 use crate::config::ClusterConfig;
 use crate::detection::{DetectionInput, Detector};
+use crate::execution::{ExecutionAbort, ExecutionStart, StepFinish, StepStart};
 use crate::id::{NodeId, PrincipalName};
 use crate::routing::{RoutingChange, SafetyViolation};
+use crate::runbook::Runbook;
 use crate::time::Timestamp;
 
 pub use config::{ConfigState, config_digest};
 pub use detection::SiteEventRecord;
+pub use execution::ExecutionsState;
 pub use routing::RoutingState;
+pub use runbooks::{RUNBOOK_SOURCE_MAX, RunbookVersion, runbook_content_hash};
 
 /// Longest annotation text accepted, in bytes; longer ones are rejected, not truncated.
 pub const ANNOTATION_TEXT_MAX: usize = 4096;
@@ -66,6 +72,22 @@ pub enum CommandKind {
         change: RoutingChange,
         reason: String,
     },
+    /// A validated runbook, stored as a new version unless its text equals the latest one's.
+    RunbookApplied {
+        runbook: Box<Runbook>,
+        /// The YAML text it was validated from.
+        source: String,
+        /// SHA-256 (lowercase hex) of `source`, rechecked at apply.
+        content_hash: String,
+    },
+    /// Start a run of a runbook version; its id is this command's log index.
+    ExecutionStarted(ExecutionStart),
+    /// Intent: the leader is about to act on a step (committed before the action).
+    StepStarted(StepStart),
+    /// Outcome of a step's attempt (committed after the action).
+    StepFinished(StepFinish),
+    /// Stop an execution: no new step starts.
+    ExecutionAborted(ExecutionAbort),
 }
 
 impl CommandKind {
@@ -82,6 +104,15 @@ impl CommandKind {
             }
             CommandKind::Detection(input) => detection::summary(input),
             CommandKind::Routing { change, reason } => routing::summary(change, reason),
+            CommandKind::RunbookApplied {
+                runbook,
+                content_hash,
+                ..
+            } => runbooks::summary(runbook, content_hash),
+            CommandKind::ExecutionStarted(start) => execution::summary_started(start),
+            CommandKind::StepStarted(start) => execution::summary_step_started(start),
+            CommandKind::StepFinished(finish) => execution::summary_step_finished(finish),
+            CommandKind::ExecutionAborted(abort) => execution::summary_aborted(abort),
         }
     }
 }
@@ -131,6 +162,12 @@ pub enum Rejection {
     Detection(crate::detection::Rejection),
     #[error("safety: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Safety(Vec<SafetyViolation>),
+    #[error("runbook content hash {claimed} does not match its source ({actual})")]
+    RunbookHashMismatch { claimed: String, actual: String },
+    #[error("runbook source is {length} bytes, more than the {max} allowed")]
+    RunbookSourceTooLong { length: usize, max: usize },
+    #[error("execution: {0}")]
+    Execution(crate::execution::Rejection),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -149,6 +186,12 @@ pub struct State {
     site_events: Vec<SiteEventRecord>,
     /// Which sites are in rotation for each service.
     routing: RoutingState,
+    /// Every applied version of every runbook.
+    #[serde(default)]
+    runbooks: runbooks::RunbookVersions,
+    /// Every execution, with the indexes behind the exclusion rules.
+    #[serde(default)]
+    executions: ExecutionsState,
 }
 
 impl State {
@@ -170,6 +213,24 @@ impl State {
             }
             CommandKind::Detection(input) => self.apply_detection(index, input),
             CommandKind::Routing { change, .. } => self.apply_routing(index, change),
+            CommandKind::RunbookApplied {
+                runbook,
+                source,
+                content_hash,
+            } => self.apply_runbook(
+                index,
+                &command.actor,
+                command.time,
+                runbook,
+                source,
+                content_hash,
+            ),
+            CommandKind::ExecutionStarted(start) => {
+                self.apply_execution_started(index, &command.actor, start)
+            }
+            CommandKind::StepStarted(start) => self.apply_step_started(term, start),
+            CommandKind::StepFinished(finish) => self.apply_step_finished(finish),
+            CommandKind::ExecutionAborted(abort) => self.apply_execution_aborted(abort),
         };
         let summary = match &outcome {
             Outcome::Accepted => command.kind.summary(),
