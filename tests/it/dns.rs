@@ -311,3 +311,279 @@ async fn every_node_serves_the_routing_it_applied_and_unsafe_changes_are_refused
         "the stopped node's server is reported:\n{text}"
     );
 }
+
+/// A real BIND 9 primary for zone `ext.example.` on a loopback port, accepting updates signed
+/// with key `upd` (in `key_file`); killed on drop.
+struct Bind {
+    port: u16,
+    dir: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+const EXT_ZONE_FILE: &str = "$TTL 300
+@ IN SOA ns1.ext.example. hostmaster.ext.example. 1 3600 600 86400 60
+@ IN NS ns1.ext.example.
+ns1 IN A 127.0.0.1
+";
+
+fn require(program: &str, package: &str) -> PathBuf {
+    for dir in [
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+        "/usr/local/sbin",
+        "/usr/local/bin",
+    ] {
+        let candidate = Path::new(dir).join(program);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("`{program}` not found: install {package} (apt-get install -y {package})");
+}
+
+fn free_udp_tcp_port() -> u16 {
+    // Bounded: a clash between the UDP and TCP port spaces is rare.
+    for _ in 0..50 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().expect("udp addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port for udp and tcp");
+}
+
+impl Bind {
+    /// Writes the key (`<dir>/upd.key`), zone and configuration, and starts `named`.
+    fn start(dir: &Path) -> Self {
+        let keygen = require("tsig-keygen", "bind9-utils");
+        let output = Command::new(keygen)
+            .args(["-a", "hmac-sha256", "upd"])
+            .output()
+            .expect("run tsig-keygen");
+        assert!(output.status.success(), "tsig-keygen failed");
+        std::fs::write(dir.join("upd.key"), &output.stdout).expect("write key");
+        std::fs::write(dir.join("ext.example.db"), EXT_ZONE_FILE).expect("write zone");
+        let mut bind = Self {
+            port: free_udp_tcp_port(),
+            dir: dir.to_owned(),
+            child: None,
+        };
+        bind.run();
+        bind
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Starts `named` on this server's port (again, after `stop`, with its journal).
+    fn run(&mut self) {
+        let dir = self.dir.display();
+        let config = format!(
+            r#"include "{dir}/upd.key";
+options {{
+  directory "{dir}";
+  pid-file none;
+  session-keyfile none;
+  listen-on port {port} {{ 127.0.0.1; }};
+  listen-on-v6 {{ none; }};
+  recursion no;
+  notify no;
+  dnssec-validation no;
+}};
+controls {{ }};
+zone "ext.example." {{
+  type primary;
+  file "{dir}/ext.example.db";
+  update-policy {{ grant upd zonesub ANY; }};
+}};
+"#,
+            port = self.port
+        );
+        let config_path = self.dir.join("named.conf");
+        std::fs::write(&config_path, config).expect("write named.conf");
+        let log = std::fs::File::create(self.dir.join("named.log")).expect("named log");
+        let child = Command::new(require("named", "bind9"))
+            .args(["-g", "-n", "1", "-c"])
+            .arg(&config_path)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start named");
+        self.child = Some(child);
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("named.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Bind {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Adds an RFC 2136 provider pointing at `bind` and zone `ext.example.` served by it to the
+/// configuration the harness wrote (before any node starts).
+fn add_bind_zone(cluster: &TestCluster, bind: &Bind) {
+    let path = cluster.config_path();
+    let yaml = std::fs::read_to_string(path).expect("read config");
+    let addition = format!(
+        "  - name: ext.example.\n    provider: bind\n    nameservers: [{addr}]\n    records:\n      \
+         - {{ name: www, type: A, ttl: 30s, service: www, fail_mode: open }}\n\
+         providers:\n  - id: bind\n    rfc2136: {{ server: {addr}, tsig_key_file: bind/upd.key, timeout: 1s }}\n\
+         principals:",
+        addr = bind.addr()
+    );
+    assert!(
+        yaml.contains("\nprincipals:"),
+        "unexpected harness config:\n{yaml}"
+    );
+    std::fs::write(
+        path,
+        yaml.replacen("\nprincipals:", &format!("\n{addition}"), 1),
+    )
+    .expect("write config");
+}
+
+async fn metrics(cluster: &TestCluster, node: u64) -> String {
+    reqwest::get(format!("{}/metrics", cluster.api_url(node)))
+        .await
+        .expect("get /metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// The value of the sample named `name` carrying every label of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|line| line.starts_with(name) && labels.iter().all(|label| line.contains(label)))
+        .find_map(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_pushes_routing_to_a_real_bind_over_tsig_and_retries_when_it_is_down() {
+    let mut cluster = TestCluster::new(ClusterOptions {
+        with_service: true,
+        ..ClusterOptions::default()
+    });
+    let bind_dir = cluster.dir().join("bind");
+    std::fs::create_dir_all(&bind_dir).expect("bind dir");
+    let mut bind = Bind::start(&bind_dir);
+    add_bind_zone(&cluster, &bind);
+    let _endpoints = serve_healthy_endpoints(&cluster, 3).await;
+    let bind_addr = bind.addr();
+    let ext_serving = |expected: BTreeSet<IpAddr>, what: String| async move {
+        wait_until(&what, Duration::from_secs(30), || {
+            let expected = expected.clone();
+            async move {
+                let answer = query(bind_addr, "www.ext.example.", "A", false).await?;
+                (answer.status == "NOERROR" && answer.addresses == expected).then_some(())
+            }
+        })
+        .await;
+    };
+    cluster.start_all();
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+
+    // On becoming leader, the leader pushes the whole routing to converge.
+    ext_serving(
+        addresses(&cluster, &[1, 2, 3]),
+        format!("bind to serve every site; named log:\n{}", bind.log()),
+    )
+    .await;
+    let operator = cluster.client(leader, Some(OPERATOR_TOKEN));
+    operator
+        .change_routing(
+            RoutingChangeRequest::AwayFrom {
+                services: vec![ServiceId::new("www")],
+                site: SiteId::new("site2"),
+            },
+            "bind test",
+        )
+        .await
+        .expect("routing change");
+    ext_serving(
+        addresses(&cluster, &[1, 3]),
+        "bind to follow the change".to_owned(),
+    )
+    .await;
+    let output = Command::new(switchyard_tests::switchyard_bin())
+        .args(["dns", "check", "--zone", "ext.example", "--config"])
+        .arg(cluster.config_path())
+        .args(["--token", ADMIN_TOKEN])
+        .output()
+        .expect("run dns check");
+    assert!(
+        output.status.success(),
+        "dns check of the bind zone:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    query(cluster.dns_addr(leader), NAME, "A", false)
+        .await
+        .expect("the leader's embedded server answers");
+    let text = metrics(&cluster, leader).await;
+    assert!(
+        sample(
+            &text,
+            "switchyard_dns_updates_pushed_total",
+            &["provider=\"bind\"", "outcome=\"ok\""]
+        )
+        .is_some_and(|count| count >= 2.0),
+        "pushes counted:\n{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "switchyard_dns_queries_total",
+            &["zone=\"test.example.\"", "rcode=\"NOERROR\""]
+        )
+        .is_some(),
+        "queries counted:\n{text}"
+    );
+
+    // BIND down: the change commits, the push fails and is retried until BIND is back.
+    bind.stop();
+    operator
+        .change_routing(
+            RoutingChangeRequest::Restore {
+                services: vec![ServiceId::new("www")],
+                site: SiteId::new("site2"),
+            },
+            "while bind is down",
+        )
+        .await
+        .expect("routing change commits while bind is down");
+    wait_until(
+        "a failed push to be counted",
+        Duration::from_secs(20),
+        || async {
+            let text = metrics(&cluster, leader).await;
+            let failed = text.lines().any(|line| {
+                line.starts_with("switchyard_dns_updates_pushed_total")
+                    && line.contains("provider=\"bind\"")
+                    && !line.contains("outcome=\"ok\"")
+            });
+            failed.then_some(())
+        },
+    )
+    .await;
+    bind.run();
+    ext_serving(
+        addresses(&cluster, &[1, 2, 3]),
+        "bind to converge after it came back".to_owned(),
+    )
+    .await;
+}
