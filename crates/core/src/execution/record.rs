@@ -491,14 +491,6 @@ impl Execution {
                 error: error.clone(),
             },
         };
-        self.timeline.push(Milestone {
-            at,
-            kind: MilestoneKind::StepFinished {
-                step: step.clone(),
-                attempt,
-                succeeded,
-            },
-        });
         // Only the main steps' convergence measures recovery; a rollback's undoes it.
         if let StepOutcome::Succeeded {
             converged_at: Some(converged_at),
@@ -511,6 +503,14 @@ impl Execution {
                 kind: MilestoneKind::DnsConverged { step: step.clone() },
             });
         }
+        self.timeline.push(Milestone {
+            at,
+            kind: MilestoneKind::StepFinished {
+                step: step.clone(),
+                attempt,
+                succeeded,
+            },
+        });
         if aborting {
             self.finish(ExecutionState::Aborted, at);
             return Ok(());
