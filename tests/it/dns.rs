@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use switchyard_api::{ErrorCode, RoutingChangeRequest};
+use switchyard_api::{ErrorCode, RoutingChangeRequest, WriteResult};
 use switchyard_core::id::{ServiceId, SiteId};
 use switchyard_tests::{ClusterOptions, TestCluster, wait_until};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -164,19 +164,32 @@ async fn wait_serving(
     .await;
 }
 
-fn dns_check(cluster: &TestCluster) -> (i32, String) {
+/// Runs the `switchyard` command; returns its exit code and its stdout then stderr.
+fn switchyard(args: &[&str]) -> (i32, String) {
     let output = Command::new(switchyard_tests::switchyard_bin())
-        .args(["dns", "check", "--wait", "2s", "--config"])
-        .arg(cluster.config_path())
-        .args(["--token", ADMIN_TOKEN])
+        .args(args)
         .output()
-        .expect("run switchyard dns check");
+        .expect("run switchyard");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
     (output.status.code().unwrap_or(-1), text)
+}
+
+fn dns_check(cluster: &TestCluster) -> (i32, String) {
+    let config = cluster.config_path().display().to_string();
+    switchyard(&[
+        "dns",
+        "check",
+        "--wait",
+        "2s",
+        "--config",
+        &config,
+        "--token",
+        ADMIN_TOKEN,
+    ])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,16 +295,41 @@ async fn every_node_serves_the_routing_it_applied_and_unsafe_changes_are_refused
         Some(ErrorCode::Forbidden)
     );
 
-    let restored = operator
-        .change_routing(
-            RoutingChangeRequest::Restore {
-                services: vec![ServiceId::new("www")],
-                site: SiteId::new("site1"),
-            },
-            "back",
-        )
-        .await
-        .expect("restore committed");
+    // The same through the command line, as an operator would.
+    let (code, text) = switchyard(&[
+        "route",
+        "away",
+        "--service",
+        "www",
+        "--site",
+        "site3",
+        "--reason",
+        "cli",
+        "--server",
+        &cluster.api_url(follower),
+        "--token",
+        OPERATOR_TOKEN,
+    ]);
+    assert_eq!(code, 1, "refused change exits 1:\n{text}");
+    assert!(text.contains("rule min_sites_in_rotation"), "{text}");
+    let (code, text) = switchyard(&[
+        "route",
+        "restore",
+        "--service",
+        "www",
+        "--site",
+        "site1",
+        "--reason",
+        "back",
+        "--server",
+        &cluster.api_url(follower),
+        "--token",
+        OPERATOR_TOKEN,
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 0, "route restore:\n{text}");
+    let restored: WriteResult = serde_json::from_str(&text).expect("write result");
     let serial = u32::try_from(restored.index).expect("small log index");
     let sites_1_3 = addresses(&cluster, &[1, 3]);
     for node in &nodes {
@@ -299,6 +337,19 @@ async fn every_node_serves_the_routing_it_applied_and_unsafe_changes_are_refused
     }
     let (code, text) = dns_check(&cluster);
     assert_eq!(code, 0, "dns check after convergence:\n{text}");
+    let config = cluster.config_path().display().to_string();
+    let (code, text) = switchyard(&["dns", "show", "--config", &config, "--token", ADMIN_TOKEN]);
+    assert_eq!(code, 0, "dns show:\n{text}");
+    let expected_line = format!(
+        "{NAME} 5 A {} {}",
+        cluster.endpoint(1).ip(),
+        cluster.endpoint(3).ip()
+    );
+    assert!(text.contains(&expected_line), "dns show:\n{text}");
+    assert!(
+        text.contains(&format!("serial {serial}")),
+        "dns show:\n{text}"
+    );
 
     let stopped = follower;
     cluster.kill(stopped);

@@ -254,3 +254,91 @@ fn spawn_verification(zone: &Zone, answers: &BTreeMap<RrsetKey, Rrset>, metrics:
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use prometheus_client::registry::Registry;
+    use switchyard_core::config::RecordType;
+    use switchyard_providers::{FakeProvider, ProviderError};
+
+    use super::*;
+
+    fn rrset(zone: &str, name: &str, values: &[&str]) -> (RrsetKey, Rrset) {
+        (
+            RrsetKey {
+                zone: ZoneName::new(zone),
+                name: name.to_owned(),
+                record_type: RecordType::A,
+            },
+            Rrset {
+                ttl: Duration::from_secs(5),
+                values: values.iter().map(|value| value.parse().unwrap()).collect(),
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn push_zone_sends_only_the_zone_s_rrsets_and_counts_outcomes() {
+        let metrics = super::super::metrics::register(&mut Registry::default());
+        let fake = FakeProvider::new();
+        let zone = ZoneName::new("ext.example.");
+        let answers: BTreeMap<RrsetKey, Rrset> = [
+            rrset(
+                "ext.example.",
+                "www.ext.example.",
+                &["192.0.2.1", "192.0.2.2"],
+            ),
+            rrset("ext.example.", "api.ext.example.", &[]),
+            rrset("test.example.", "www.test.example.", &["192.0.2.3"]),
+        ]
+        .into_iter()
+        .collect();
+        let provider = ProviderId::new("bind");
+        let report = push_zone(&fake, &provider, &zone, &answers, &metrics)
+            .await
+            .expect("push");
+        assert_eq!((report.rrsets, report.records), (2, 2));
+        let pushes = fake.pushes();
+        let names: BTreeSet<&str> = pushes[0]
+            .changes
+            .iter()
+            .map(|change| change.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            BTreeSet::from(["www.ext.example.", "api.ext.example."])
+        );
+        fake.fail_next(ProviderError::Injected { zone: zone.clone() });
+        assert!(
+            push_zone(&fake, &provider, &zone, &answers, &metrics)
+                .await
+                .is_err()
+        );
+        let count = |outcome: &str| {
+            metrics
+                .updates_pushed
+                .get_or_create(&[
+                    ("provider", "bind".to_owned()),
+                    ("outcome", outcome.to_owned()),
+                ])
+                .get()
+        };
+        assert_eq!((count("ok"), count("injected")), (1, 1));
+    }
+
+    #[test]
+    fn failed_pushes_back_off_doubling_up_to_the_maximum() {
+        let now = Instant::now();
+        let mut push = ZonePush::default();
+        assert!(push.due(7, now));
+        let backoffs: Vec<u64> = (0..9).map(|_| push.failed(now).as_secs()).collect();
+        assert_eq!(backoffs, vec![1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert!(!push.due(7, now));
+        assert!(push.due(7, now + RETRY_MAX));
+        push.pushed = Some(7);
+        assert!(!push.due(7, now + RETRY_MAX));
+        assert!(push.due(8, now + RETRY_MAX));
+    }
+}
