@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use switchyard_api::{Client, Sites};
+use switchyard_api::{AuditPage, Client, Sites};
 use switchyard_core::detection::{SiteState, Verdict};
 use switchyard_core::id::SiteId;
-use switchyard_tests::{ClusterOptions, Deadline, HttpService, TestCluster, wait_until};
+use switchyard_tests::{ClusterOptions, Deadline, HttpService, TestCluster};
 
 /// The harness's admin token (`tests/src/cluster.rs`).
 const ADMIN_TOKEN: &str = "test-admin-token";
@@ -28,25 +28,38 @@ fn state_of(sites: &Sites, site: &str) -> Option<SiteState> {
         .map(|view| view.state)
 }
 
-/// Whether every node has committed an `up` verdict on every endpoint (each observer row of
-/// each site lists a `since` for every node): every node really probes every site.
-fn every_verdict_committed_up(sites: &Sites) -> bool {
+/// Whether every site is healthy with every observer seeing every endpoint up.
+fn all_healthy(sites: &Sites) -> bool {
     sites.configured
         && sites.sites.len() == 3
         && sites.sites.iter().all(|site| {
             site.state == SiteState::Healthy
                 && site.observers.len() == 2
                 && site.observers.iter().all(|observer| {
-                    !observer.endpoints.is_empty()
-                        && observer.endpoints.iter().all(|endpoint| {
-                            endpoint.verdict == Verdict::Up
-                                && endpoint
-                                    .node_verdicts
-                                    .iter()
-                                    .all(|node| node.verdict == Verdict::Up && node.since.is_some())
-                        })
+                    observer.counted
+                        && observer.endpoints.len() == 1
+                        && observer
+                            .endpoints
+                            .iter()
+                            .all(|endpoint| endpoint.verdict == Verdict::Up)
                 })
         })
+}
+
+/// The `verdict: node N sees E up` lines every node must have committed: proof that every node
+/// probes every site (an `up` equal to the initial assumption changes no state, so only the
+/// audit log shows it).
+fn missing_up_verdicts(audit: &AuditPage) -> Vec<String> {
+    let mut missing = Vec::new();
+    for node in 1..=3 {
+        for site in 1..=3 {
+            let line = format!("verdict: node {node} sees www/site{site}/1 up");
+            if !audit.entries.iter().any(|entry| entry.summary == line) {
+                missing.push(line);
+            }
+        }
+    }
+    missing
 }
 
 async fn services_on(cluster: &TestCluster) -> Vec<HttpService> {
@@ -108,17 +121,25 @@ async fn a_site_whose_services_stop_is_lost_on_every_node_and_recovers() {
         .map(|id| (id, cluster.admin(id)))
         .collect();
 
-    // Healthy first, with every node's verdict on every endpoint committed.
+    // Healthy first, with every node's first verdict on every endpoint committed.
     for (id, client) in &clients {
-        wait_until(
-            &format!("node {id} to see every verdict of every node up"),
-            Duration::from_secs(30),
-            || async {
-                let sites = client.sites().await.ok()?;
-                every_verdict_committed_up(&sites).then_some(())
-            },
-        )
-        .await;
+        let deadline = Deadline::after(Duration::from_secs(30));
+        loop {
+            let sites = client.sites().await;
+            let audit = client.audit(0, 10_000, false).await;
+            let missing = audit.as_ref().map(missing_up_verdicts);
+            if sites.as_ref().is_ok_and(all_healthy)
+                && missing.as_ref().is_ok_and(|missing| missing.is_empty())
+            {
+                break;
+            }
+            assert!(
+                !deadline.passed(),
+                "node {id} never saw every site healthy with every verdict up: missing {missing:?}, {sites:#?}\n{}",
+                cluster.log(*id)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
     let services_view = clients[0].1.services().await.expect("services");
     assert_eq!(services_view.services.len(), 3, "{services_view:?}");
@@ -251,7 +272,7 @@ async fn a_site_whose_services_stop_is_lost_on_every_node_and_recovers() {
     );
     let metrics = response.text().await.expect("metrics body");
     for family in [
-        "switchyard_probe_duration_seconds_bucket{kind=\"http\"",
+        "switchyard_probe_duration_seconds_count{kind=\"http\"}",
         "switchyard_probe_failures_total{kind=\"http\",reason=\"connection_refused\"}",
         "switchyard_verdict_flips_total{verdict=\"down\"}",
         "switchyard_site_state{site=\"site1\"} 2",
