@@ -487,6 +487,7 @@ fn intent_comes_before_effect_and_steps_run_in_order() {
             attempt: 1,
             intent_term: None,
             not_before: None,
+            deadline: None,
         }]
     );
     // No outcome without an intent, and no intent out of order.
@@ -515,8 +516,13 @@ fn intent_comes_before_effect_and_steps_run_in_order() {
     let in_flight = runnable(&log.state);
     assert_eq!(in_flight.len(), 1);
     assert_eq!(
-        (in_flight[0].step.id.as_str(), in_flight[0].intent_term),
-        ("shift", Some(1))
+        (
+            in_flight[0].step.id.as_str(),
+            in_flight[0].intent_term,
+            in_flight[0].deadline
+        ),
+        ("shift", Some(1), Some(Timestamp(10_120))),
+        "in flight, timed out 10 s after its intent"
     );
     assert_eq!(
         log.refused(ops(), 125, started(id, "shift", 1, 1, 125)),
@@ -1232,6 +1238,33 @@ fn resolved_actions_carry_the_executions_parameters() {
         ),
         Rejection::PrincipalMismatch {
             trigger: PrincipalName::new("ops")
+        }
+    );
+}
+
+#[test]
+fn a_drill_rehearses_on_a_healthy_site_only() {
+    let mut log = Log::new();
+    log.runbook(notify(0, OnFailure::Halt));
+    let drill = |site: &str, at: u64| ExecutionStart {
+        trigger: ExecutionTrigger::Drill {
+            principal: PrincipalName::new("ops"),
+        },
+        ..manual(&log.state, "notify", site, at)
+    };
+    let on_beta = drill("beta", 100);
+    let on_alpha = drill("alpha", 12_300);
+    log.accept(ops(), 100, CommandKind::ExecutionStarted(on_beta));
+    assert_eq!(
+        log.execution(ExecutionId(log.index)).trigger.kind(),
+        "drill"
+    );
+    log.lose_alpha(10_000);
+    assert_eq!(
+        log.refused(ops(), 12_300, CommandKind::ExecutionStarted(on_alpha)),
+        Rejection::DrillOfUnhealthySite {
+            site: SiteId::new("alpha"),
+            state: "lost".to_owned()
         }
     );
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::detection::DetectionEvent;
+use crate::detection::{DetectionEvent, SiteState};
 use crate::id::{ServiceId, SiteId, StepId};
 use crate::plan::{ResolvedAction, resolve_action, resolve_parameters};
 use crate::runbook::{Runbook, Step, Trigger};
@@ -107,6 +107,21 @@ pub fn check_start<'a>(
                     runbook: runbook.name.clone(),
                     trigger: start.trigger.kind().to_owned(),
                 }));
+            }
+            if let ExecutionTrigger::Drill { .. } = &start.trigger
+                && let Some(site) = given.get("site")
+            {
+                let site = SiteId::new(site.clone());
+                let status = state
+                    .detector()
+                    .and_then(|detector| detector.site(&site))
+                    .map(|status| status.state);
+                if let Some(current) = status.filter(|current| *current != SiteState::Healthy) {
+                    return Err(rejected(Rejection::DrillOfUnhealthySite {
+                        site,
+                        state: current.to_string(),
+                    }));
+                }
             }
         }
     }
@@ -303,6 +318,9 @@ pub struct Runnable {
     pub intent_term: Option<u64>,
     /// For a retry: not before this time ([`retry_backoff`] after the failed attempt ended).
     pub not_before: Option<Timestamp>,
+    /// The step's `timeout` counted from its first attempt's first intent (retries included);
+    /// `None` before the first attempt. Past it, the executor reports the attempt failed.
+    pub deadline: Option<Timestamp>,
 }
 
 /// The wait before attempt `attempt` (from 2) of a step: 500 ms, doubling, at most 10 s.
@@ -329,6 +347,7 @@ pub fn runnable(state: &State) -> Vec<Runnable> {
                     attempt,
                     intent_term: Some(term),
                     not_before: None,
+                    deadline: record.deadline(),
                 });
             }
             let (step, record) = execution.next_step()?;
@@ -343,6 +362,7 @@ pub fn runnable(state: &State) -> Vec<Runnable> {
                 attempt,
                 intent_term: None,
                 not_before,
+                deadline: record.deadline(),
             })
         })
         .collect()

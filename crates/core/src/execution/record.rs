@@ -205,6 +205,13 @@ impl StepRecord {
         }
     }
 
+    /// Its first attempt's first intent plus `timeout`: the whole step, retries included, should
+    /// have ended by then.
+    pub fn deadline(&self) -> Option<Timestamp> {
+        let first = self.attempts.first()?;
+        Some(first.started_at().after(self.timeout))
+    }
+
     /// When its latest attempt ended, if it did.
     pub fn last_finished_at(&self) -> Option<Timestamp> {
         self.attempts.last().and_then(|attempt| attempt.finished_at)

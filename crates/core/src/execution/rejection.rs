@@ -52,6 +52,8 @@ pub enum Rejection {
         until: Timestamp,
         cooldown: Duration,
     },
+    #[error("a drill rehearses on a healthy site, and site `{site}` is {state}")]
+    DrillOfUnhealthySite { site: SiteId, state: String },
     #[error("parameter `site` is `{given}` but the trigger names site `{trigger}`")]
     SiteMismatch { given: String, trigger: SiteId },
     #[error("the trigger names principal `{trigger}` but the command comes from someone else")]
