@@ -11,11 +11,12 @@
 //! No `Tick` is ever committed: transitions carry the leader's time (`at`) and hold periods are
 //! measured up to it, so the detector's clock needs no timer of its own.
 //!
-//! The prober may hold one socket per endpoint at once. The soft `RLIMIT_NOFILE` is not raised
-//! here (that needs a system call this crate cannot make without `unsafe` or a new dependency):
-//! for thousands of endpoints, raise it before starting the node (`ulimit -n`, `LimitNOFILE=`).
+//! The prober may hold one socket per endpoint at once, so `spawn` raises the soft
+//! `RLIMIT_NOFILE` to the hard limit (see [`fd_limit`]); the hard limit itself is the
+//! operator's (`LimitNOFILE=`).
 
 mod committer;
+mod fd_limit;
 mod leader_duty;
 mod metrics;
 mod observer;
@@ -42,6 +43,7 @@ pub fn spawn(
     metrics: DetectionMetrics,
     tasks: &mut JoinSet<anyhow::Result<()>>,
 ) {
+    fd_limit::raise_nofile_soft_limit();
     let pending = PendingVerdicts::default();
     tasks.spawn(
         Observer {
