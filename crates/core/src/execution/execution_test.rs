@@ -1304,3 +1304,206 @@ fn replicas_applying_the_same_execution_log_agree_and_survive_a_snapshot() {
         ]
     );
 }
+
+/// A small deterministic generator for the randomized run below (core has no rand crate).
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % bound
+    }
+}
+
+/// The properties every reachable state must have, whatever the commands were.
+fn check_invariants(state: &State) {
+    let mut locked: BTreeMap<ServiceId, ExecutionId> = BTreeMap::new();
+    for execution in state.executions().iter() {
+        let all: Vec<&StepRecord> = execution.steps.iter().chain(&execution.rollback).collect();
+        let running = all
+            .iter()
+            .filter(|record| matches!(record.state, StepState::Running { .. }))
+            .count();
+        assert!(running <= 1, "two steps in flight in {}", execution.id);
+        assert_eq!(
+            execution.is_active(),
+            execution.finished_at.is_none(),
+            "{}",
+            execution.id
+        );
+        if !execution.is_active() {
+            assert!(
+                all.iter().all(|record| !matches!(
+                    record.state,
+                    StepState::Pending | StepState::Running { .. }
+                )),
+                "ended execution {} left steps to run",
+                execution.id
+            );
+        }
+        if execution.state == ExecutionState::Succeeded {
+            assert!(
+                execution
+                    .rollback
+                    .iter()
+                    .all(|r| r.state == StepState::Skipped)
+            );
+        }
+        for record in &all {
+            assert!(record.attempts.len() <= record.retries as usize + 1);
+            for attempt in &record.attempts {
+                assert!(
+                    attempt
+                        .intents
+                        .windows(2)
+                        .all(|pair| pair[0].term < pair[1].term),
+                    "intent terms must increase"
+                );
+            }
+            let open = record
+                .attempts
+                .last()
+                .is_some_and(|attempt| attempt.outcome.is_none());
+            assert_eq!(open, matches!(record.state, StepState::Running { .. }));
+        }
+        if execution.is_active() {
+            for service in &execution.services {
+                if let Some(other) = locked.insert(service.clone(), execution.id) {
+                    panic!("{service} shifted by {other} and {} at once", execution.id);
+                }
+            }
+        }
+    }
+    let runnable = runnable(state);
+    let executions: std::collections::BTreeSet<ExecutionId> =
+        runnable.iter().map(|runnable| runnable.execution).collect();
+    assert_eq!(
+        executions.len(),
+        runnable.len(),
+        "one runnable step per execution"
+    );
+}
+
+/// Three runbooks: halt, rollback (with retries-free steps) and continue (with retries).
+fn random_log() -> Log {
+    let mut log = Log::new();
+    let mut rollback = evacuate();
+    rollback.name = RunbookId::new("evacuate-rollback");
+    rollback.on_failure = OnFailure::Rollback;
+    log.runbook(evacuate());
+    log.runbook(rollback);
+    log.runbook(notify(2, OnFailure::Continue));
+    log
+}
+
+#[test]
+fn random_commands_keep_every_execution_invariant_and_replicas_agree() {
+    let mut end_states = std::collections::BTreeSet::new();
+    let mut refusals = std::collections::BTreeSet::new();
+    for seed in 1..=20 {
+        let mut random = Lcg(seed);
+        let mut log = random_log();
+        let mut commands = Vec::new();
+        let names = ["evacuate", "evacuate-rollback", "notify"];
+        let sites = ["alpha", "beta", "gamma"];
+        let mut time = 100;
+        for _ in 0..300 {
+            time += 10;
+            let known: Vec<ExecutionId> = log.state.executions().iter().map(|e| e.id).collect();
+            let kind = match random.below(10) {
+                0 => {
+                    let name = names[random.below(3) as usize];
+                    let site = sites[random.below(3) as usize];
+                    CommandKind::ExecutionStarted(manual(&log.state, name, site, time))
+                }
+                1 if !known.is_empty() => CommandKind::ExecutionAborted(ExecutionAbort {
+                    execution: known[random.below(known.len() as u64) as usize],
+                    by: ops(),
+                    at: Timestamp(time),
+                }),
+                2 => {
+                    log.term += 1;
+                    continue;
+                }
+                choice => {
+                    let candidates = runnable(&log.state);
+                    if candidates.is_empty() {
+                        continue;
+                    }
+                    let next = &candidates[random.below(candidates.len() as u64) as usize];
+                    // Sometimes an old term or a wrong attempt, to exercise the refusals.
+                    let term = log.term.saturating_sub(random.below(2));
+                    let attempt = next.attempt + u32::from(random.below(8) == 0);
+                    if choice < 6 {
+                        started(next.execution, next.step.id.as_str(), attempt, term, time)
+                    } else {
+                        let outcome = if random.below(3) == 0 {
+                            failure("boom")
+                        } else {
+                            success()
+                        };
+                        finished(
+                            next.execution,
+                            next.step.id.as_str(),
+                            attempt,
+                            term,
+                            outcome,
+                            time,
+                        )
+                    }
+                }
+            };
+            let command = Command {
+                time: Timestamp(time),
+                actor: ops(),
+                kind,
+            };
+            log.index += 1;
+            if let Outcome::Rejected(StateRejection::Execution(rejection)) =
+                log.state.apply(log.index, log.term, &command).outcome
+            {
+                let name = format!("{rejection:?}");
+                refusals.insert(name.split([' ', '{']).next().unwrap_or_default().to_owned());
+            }
+            commands.push((log.index, log.term, command));
+            check_invariants(&log.state);
+        }
+        assert!(
+            log.state.executions().iter().count() > 3,
+            "seed {seed} started too few executions to mean anything"
+        );
+        // A replica applying the same log from the start reaches the same state.
+        let mut replica = random_log().state;
+        for (index, term, command) in &commands {
+            replica.apply(*index, *term, command);
+        }
+        assert_eq!(replica, log.state, "seed {seed}");
+        end_states.extend(log.state.executions().iter().map(|e| e.state));
+    }
+    // The run must have reached the interesting places, or it proves little.
+    assert_eq!(
+        end_states,
+        std::collections::BTreeSet::from([
+            ExecutionState::Running,
+            ExecutionState::RollingBack,
+            ExecutionState::Succeeded,
+            ExecutionState::Failed,
+            ExecutionState::RolledBack,
+            ExecutionState::Aborted,
+        ])
+    );
+    for expected in [
+        "StaleIntent",
+        "StaleOutcome",
+        "WrongAttempt",
+        "ServiceLocked",
+    ] {
+        assert!(
+            refusals.contains(expected),
+            "{expected} not seen in {refusals:?}"
+        );
+    }
+}
