@@ -43,7 +43,10 @@ pub use query::{
     PreparedStart, ResolvedStep, Runnable, automatic_starts, check_start, resolve_step,
     retry_backoff, runnable,
 };
-pub use record::{Attempt, Execution, ExecutionState, Intent, StepOutcome, StepRecord, StepState};
+pub use record::{
+    AbortRequest, Attempt, Execution, ExecutionState, Intent, StepFailure, StepOutcome, StepRecord,
+    StepState,
+};
 pub use rejection::Rejection;
 pub use timeline::{Milestone, MilestoneKind, RecoveryTimes, RtoVerdict};
 pub use trigger::ExecutionTrigger;
