@@ -329,4 +329,58 @@ async fn a_site_whose_services_stop_is_lost_on_every_node_and_recovers() {
             "node {id}: {sites:?}"
         );
     }
+
+    // A follower's controller stops: the leader records it unreachable, and reachable again
+    // once it is back; its site stays healthy since its services still answer.
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let follower = cluster
+        .node_ids()
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("a follower");
+    let follower_site = format!("site{follower}");
+    let reachable = |sites: &Sites| {
+        sites
+            .sites
+            .iter()
+            .find(|view| view.site.as_str() == follower_site)
+            .map(|view| (view.controller_reachable, view.state))
+    };
+    cluster.kill(follower);
+    let leader_client = cluster.admin(leader);
+    let deadline = Deadline::after(Duration::from_secs(15));
+    loop {
+        let sites = leader_client.sites().await.expect("sites");
+        if reachable(&sites) == Some((false, SiteState::Healthy)) {
+            break;
+        }
+        assert!(
+            !deadline.passed(),
+            "leader never recorded node {follower} unreachable: {sites:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.start(follower);
+    let deadline = Deadline::after(Duration::from_secs(30));
+    loop {
+        let sites = leader_client.sites().await.expect("sites");
+        if reachable(&sites) == Some((true, SiteState::Healthy)) {
+            break;
+        }
+        assert!(
+            !deadline.passed(),
+            "leader never recorded node {follower} reachable again: {sites:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let audit = leader_client.audit(0, 10_000, false).await.expect("audit");
+    for needle in [
+        format!("controller contact: node {follower} unreachable"),
+        format!("controller contact: node {follower} reachable"),
+    ] {
+        assert!(
+            audit.entries.iter().any(|entry| entry.summary == needle),
+            "no `{needle}` in the audit log"
+        );
+    }
 }

@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 
 use switchyard_api::{Services, Sites};
+use switchyard_core::Timestamp;
 use switchyard_core::detection::Verdict;
 
 use crate::client::{ServerArgs, outcome_of, runtime};
@@ -95,6 +96,15 @@ pub fn run(args: Args) -> Result<Outcome, UsageError> {
     Ok(Outcome::Success)
 }
 
+/// A leader timestamp as RFC 3339 UTC; 0 (the initial state) as "start".
+fn time(timestamp: Timestamp) -> String {
+    if timestamp.as_millis() == 0 {
+        return "start".to_owned();
+    }
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(timestamp.as_millis());
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
 fn print_sites(sites: &Sites, services: &Services) {
     if !sites.configured {
         println!("sites: no replicated configuration yet");
@@ -111,7 +121,10 @@ fn print_sites(sites: &Sites, services: &Services) {
     for site in &sites.sites {
         let mut line = format!(
             "  {} {} since {} (observers see it {})",
-            site.site, site.state, site.since, site.consensus
+            site.site,
+            site.state,
+            time(site.since),
+            site.consensus
         );
         if site.witness {
             line.push_str(", witness");
@@ -120,7 +133,7 @@ fn print_sites(sites: &Sites, services: &Services) {
             line.push_str(", controller unreachable");
         }
         if let Some(until) = site.cooldown_until {
-            line.push_str(&format!(", failover cooldown until {until}"));
+            line.push_str(&format!(", failover cooldown until {}", time(until)));
         }
         println!("{line}");
         for observer in &site.observers {

@@ -1,12 +1,15 @@
 //! [`Observer`]: runs this node's prober over the replicated configuration and turns each
 //! verdict flip into a pending `VerdictChanged`.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
+use switchyard_core::Timestamp;
 use switchyard_core::config::ClusterConfig;
 use switchyard_core::detection::{Verdict, VerdictChanged};
-use switchyard_probe::{Prober, ProberOptions, VerdictFlip};
+use switchyard_core::id::{EndpointId, NodeId};
+use switchyard_probe::{Prober, ProberHandle, ProberOptions, VerdictFlip};
 use tokio::sync::watch;
 
 use super::metrics::DetectionMetrics;
@@ -97,6 +100,7 @@ impl Observer {
                 None
             }
         };
+        let mut peer_downs = PeerDowns::default();
         let mut ages = tokio::time::interval(AGE_REFRESH_INTERVAL);
         ages.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.refresh_site_states();
@@ -118,6 +122,9 @@ impl Observer {
                     if current.as_deref() != Some(digest) {
                         tracing::info!("the replicated configuration changed; restarting the prober");
                         break Ended::ConfigChanged;
+                    }
+                    if let Some((handle, _, _)) = &prober_run {
+                        self.confirm_peer_downs(handle, config, &mut peer_downs);
                     }
                 }
                 _ = ages.tick() => {
@@ -149,6 +156,65 @@ impl Observer {
         self.pending.push(verdict_changed(flip));
     }
 
+    /// Fast confirmation across observers: when another node's `down` verdict on an endpoint
+    /// commits, this node re-probes that endpoint at once (and every `confirm_interval` while
+    /// unsettled) instead of waiting for its next slot, so every observer site reaches its own
+    /// verdict about one confirmation round after the first one. Scans at most once per
+    /// `confirm_interval`; each peer verdict triggers one confirmation.
+    fn confirm_peer_downs(
+        &self,
+        handle: &ProberHandle,
+        config: &ClusterConfig,
+        peer_downs: &mut PeerDowns,
+    ) {
+        let policy = &config.detection;
+        if peer_downs
+            .scanned_at
+            .is_some_and(|at| at.elapsed() < policy.confirm_interval)
+        {
+            return;
+        }
+        peer_downs.scanned_at = Some(Instant::now());
+        let own = self.context.node;
+        let now = crate::clock::now();
+        // A verdict older than a few intervals was confirmed (or not) long ago.
+        let window = policy.probe_interval * (policy.fall.max(1) + 1);
+        let fresh_after = Timestamp(now.as_millis().saturating_sub(window.as_millis() as u64));
+        let to_confirm: Vec<EndpointId> = self.context.raft.read_state(|state| {
+            let Some(detector) = state.detector() else {
+                return Vec::new();
+            };
+            let topology = detector.topology();
+            let mut to_confirm = Vec::new();
+            for endpoint in topology.endpoint_sites.keys() {
+                if detector
+                    .verdict(own, endpoint)
+                    .is_some_and(|record| record.verdict == Verdict::Down)
+                {
+                    continue;
+                }
+                let peer_down = topology.node_sites.keys().find_map(|node| {
+                    let record = detector.verdict(*node, endpoint)?;
+                    (*node != own && record.verdict == Verdict::Down && record.since >= fresh_after)
+                        .then_some((*node, record.since))
+                });
+                if let Some((node, since)) = peer_down
+                    && peer_downs.seen.insert((endpoint.clone(), node, since))
+                {
+                    to_confirm.push(endpoint.clone());
+                }
+            }
+            to_confirm
+        });
+        for endpoint in to_confirm {
+            let started = handle.confirm(&endpoint);
+            tracing::debug!(%endpoint, started, "confirming a peer's down verdict");
+        }
+        peer_downs
+            .seen
+            .retain(|(_, _, since)| *since >= fresh_after);
+    }
+
     fn refresh_site_states(&self) {
         self.context.raft.read_state(|state| {
             if let Some(detector) = state.detector() {
@@ -156,6 +222,13 @@ impl Observer {
             }
         });
     }
+}
+
+/// Peers' `down` verdicts already confirmed, by (endpoint, peer, since), and the last scan.
+#[derive(Debug, Default)]
+struct PeerDowns {
+    seen: BTreeSet<(EndpointId, NodeId, Timestamp)>,
+    scanned_at: Option<Instant>,
 }
 
 /// Waits for the next flip, or forever when there is no prober.
