@@ -99,14 +99,26 @@ impl Client {
             .await
     }
 
-    /// Site states with their evidence, as the answering node's replica holds them.
-    pub async fn sites(&self) -> Result<Sites, ClientError> {
-        self.call(Method::GET, "/v1/sites", None::<&()>).await
+    /// Site states with their evidence, as the answering node's replica holds them;
+    /// `consistent` confirms with a quorum first.
+    pub async fn sites(&self, consistent: bool) -> Result<Sites, ClientError> {
+        let path = if consistent {
+            "/v1/sites?consistent=true"
+        } else {
+            "/v1/sites"
+        };
+        self.call(Method::GET, path, None::<&()>).await
     }
 
-    /// The health of every service in every site where it has endpoints.
-    pub async fn services(&self) -> Result<Services, ClientError> {
-        self.call(Method::GET, "/v1/services", None::<&()>).await
+    /// The health of every service in every site where it has endpoints; `consistent`
+    /// confirms with a quorum first.
+    pub async fn services(&self, consistent: bool) -> Result<Services, ClientError> {
+        let path = if consistent {
+            "/v1/services?consistent=true"
+        } else {
+            "/v1/services"
+        };
+        self.call(Method::GET, path, None::<&()>).await
     }
 
     /// Any call, for paths without a typed method yet.
@@ -198,4 +210,86 @@ impl Client {
         self.call(Method::POST, "/v1/routing/changes", Some(&body))
             .await
     }
+}
+
+/// Runbooks and executions.
+impl Client {
+    /// `POST /v1/runbooks`: validates `source` on the server and stores it as a new version. An
+    /// invalid runbook fails with `bad_request` whose message lists every diagnostic.
+    pub async fn apply_runbook(
+        &self,
+        source: &str,
+        file: Option<&str>,
+    ) -> Result<crate::RunbookApplied, ClientError> {
+        let body = crate::NewRunbook {
+            source: source.to_owned(),
+            file: file.map(str::to_owned),
+        };
+        self.call(Method::POST, "/v1/runbooks", Some(&body)).await
+    }
+
+    /// `GET /v1/runbooks`: the latest version of every runbook.
+    pub async fn runbooks(&self) -> Result<crate::RunbookList, ClientError> {
+        self.call(Method::GET, "/v1/runbooks", None::<&()>).await
+    }
+
+    /// `GET /v1/runbooks/{name}`: version `version`, or the latest, with its source.
+    pub async fn runbook(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<crate::RunbookDetail, ClientError> {
+        let path = match version {
+            Some(version) => format!("/v1/runbooks/{}?version={version}", path_segment(name)),
+            None => format!("/v1/runbooks/{}", path_segment(name)),
+        };
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// `POST /v1/executions`: starts a manual run or a drill.
+    pub async fn start_execution(
+        &self,
+        request: &crate::NewExecution,
+    ) -> Result<crate::ExecutionStarted, ClientError> {
+        self.call(Method::POST, "/v1/executions", Some(request))
+            .await
+    }
+
+    /// `GET /v1/executions`: every execution, newest first.
+    pub async fn executions(&self) -> Result<crate::ExecutionList, ClientError> {
+        self.call(Method::GET, "/v1/executions", None::<&()>).await
+    }
+
+    /// `GET /v1/executions/{id}`: the full record with its timeline and recovery times.
+    pub async fn execution(&self, id: u64) -> Result<crate::ExecutionDetail, ClientError> {
+        self.call(Method::GET, &format!("/v1/executions/{id}"), None::<&()>)
+            .await
+    }
+
+    /// `POST /v1/executions/{id}/abort`: no new step starts; the execution ends `aborted`.
+    pub async fn abort_execution(
+        &self,
+        id: u64,
+    ) -> Result<crate::ExecutionAbortResult, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/executions/{id}/abort"),
+            None::<&()>,
+        )
+        .await
+    }
+}
+
+/// `text` safe to put in one path segment: everything but unreserved characters is
+/// percent-encoded (runbook names are plain, but a typo must not change the path).
+fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|byte| {
+            if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+                char::from(byte).to_string()
+            } else {
+                format!("%{byte:02X}")
+            }
+        })
+        .collect()
 }

@@ -6,12 +6,17 @@
 
 mod client;
 mod error;
+mod executions;
 mod routing;
+mod runbooks;
 mod sites;
 mod types;
 
 pub use client::{Client, ClientError, ensure_crypto_provider};
+pub use error::ErrorDetail;
 pub use error::{ApiError, ErrorBody, ErrorCode};
+pub use executions::*;
 pub use routing::*;
+pub use runbooks::*;
 pub use sites::*;
 pub use types::*;

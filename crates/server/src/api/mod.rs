@@ -3,9 +3,11 @@
 mod annotations;
 mod audit;
 mod consistent;
+mod executions;
 mod forward;
 mod respond;
 mod routing;
+mod runbooks;
 mod sites;
 mod status;
 mod write;
@@ -85,6 +87,8 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(sites::routes())
         .merge(routing::routes())
+        .merge(runbooks::routes())
+        .merge(executions::routes())
         .fallback(|| async { ErrorResponse(ApiError::new(ErrorCode::NotFound, "no such route")) })
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(state)
