@@ -4,4 +4,5 @@ mod api;
 mod cluster;
 mod detection;
 mod dns;
+mod failover;
 mod tidy;

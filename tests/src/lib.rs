@@ -6,10 +6,12 @@
 #![forbid(unsafe_code)]
 
 mod cluster;
+mod dig;
 mod http_service;
 mod wait;
 
 pub use cluster::{ClusterOptions, TestCluster};
+pub use dig::{a_records, dig, dig_program};
 pub use http_service::HttpService;
 pub use wait::{Deadline, wait_until};
 

@@ -9,6 +9,7 @@ mod auth;
 mod clock;
 mod detection;
 mod dns;
+mod executor;
 mod leader;
 mod logging;
 mod metrics;

@@ -14,7 +14,7 @@ use futures::FutureExt as _;
 
 use crate::api::{self, AppState};
 use crate::metrics::Metrics;
-use crate::{detection, dns, leader, logging};
+use crate::{detection, dns, executor, leader, logging};
 
 /// How often the log formatter's view of the Raft term is refreshed.
 const TERM_REFRESH_INTERVAL: Duration = Duration::from_millis(200);
@@ -115,6 +115,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let metrics = Metrics::new(registry);
     detection::spawn(&context, detection_metrics, &mut tasks);
     dns::spawn(&context, dns_metrics, &mut tasks);
+    executor::spawn(&context, &mut tasks);
     tasks.spawn(
         leader::keep_config_applied(raft.clone(), config.clone(), node.id, shutdown.clone())
             .map(Ok),

@@ -1,0 +1,299 @@
+//! Carrying out a resolved step: the only place where an execution touches the outside world.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use switchyard_core::config::ClusterConfig;
+use switchyard_core::detection::{Consensus, SiteState};
+use switchyard_core::execution::{ExecutionId, StepOutcome, idempotency_key};
+use switchyard_core::id::{ServiceId, StepId};
+use switchyard_core::plan::{ResolvedAction, ResolvedCondition, ResolvedWebhook};
+use switchyard_core::routing::{Rrset, RrsetKey};
+use switchyard_core::runbook::SiteStateName;
+use switchyard_core::state::{Actor, Command, CommandKind, Outcome, State};
+
+use crate::clock::{now, timestamp};
+use crate::dns;
+use crate::node::NodeContext;
+
+/// How often `verify_dns` asks each server again, and `check` re-reads the state.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Largest webhook response body read, for the evidence.
+const WEBHOOK_BODY_MAX: usize = 4096;
+
+fn failed(error: impl Into<String>) -> StepOutcome {
+    StepOutcome::Failed {
+        error: error.into(),
+        evidence: serde_json::Value::Null,
+    }
+}
+
+fn succeeded(evidence: serde_json::Value) -> StepOutcome {
+    StepOutcome::Succeeded {
+        evidence,
+        converged_at: None,
+    }
+}
+
+pub async fn act(
+    context: &NodeContext,
+    http: &reqwest::Client,
+    execution: ExecutionId,
+    step: &StepId,
+    attempt: u32,
+    action: &ResolvedAction,
+    budget: Duration,
+) -> StepOutcome {
+    match action {
+        ResolvedAction::ShiftTraffic(change) => {
+            let reason = format!("execution {} step {step} attempt {attempt}", execution.0);
+            let command = Command {
+                time: now(),
+                actor: Actor::Node(context.node),
+                kind: CommandKind::Routing {
+                    change: change.clone(),
+                    reason,
+                },
+            };
+            match context.raft.propose(command).await {
+                Ok(applied) => match applied.outcome {
+                    Outcome::Accepted => {
+                        let routing = context
+                            .raft
+                            .read_state(|state| state.routing().routing.clone());
+                        succeeded(json!({ "routing_index": applied.index, "routing": routing }))
+                    }
+                    Outcome::Rejected(rejection) => {
+                        failed(format!("routing change refused: {rejection}"))
+                    }
+                },
+                Err(error) => failed(format!("cannot commit the routing change: {error}")),
+            }
+        }
+        ResolvedAction::VerifyDns(verify) => {
+            verify_dns(context, &verify.services, verify.resolvers, budget).await
+        }
+        ResolvedAction::Webhook(webhook) => {
+            call_webhook(
+                http,
+                webhook,
+                &idempotency_key(execution, step, attempt),
+                budget,
+            )
+            .await
+        }
+        ResolvedAction::Wait(wait) => {
+            tokio::time::sleep(wait.duration).await;
+            succeeded(json!({ "waited_ms": wait.duration.as_millis() as u64 }))
+        }
+        ResolvedAction::Check(condition) => check(context, condition).await,
+        ResolvedAction::SetRecords(_) => failed("set_records is not yet supported by the executor"),
+        ResolvedAction::Approval { .. } => failed("approval steps are not yet supported"),
+        ResolvedAction::Haproxy { .. } => failed("haproxy steps are not yet supported"),
+    }
+}
+
+/// What `verify_dns` asks, and whom.
+struct Targets {
+    expected: BTreeMap<RrsetKey, Rrset>,
+    servers: BTreeSet<SocketAddr>,
+    resolvers: BTreeSet<SocketAddr>,
+}
+
+/// The authoritative servers (and the resolvers) of every zone holding a record of `services`,
+/// with the RRsets they must serve under the routing in force.
+fn verification_targets(state: &State, services: &[ServiceId]) -> Option<Targets> {
+    let config: &ClusterConfig = &state.config()?.config;
+    let answers = state.routing().routing.answers(config);
+    let mut expected = BTreeMap::new();
+    let mut servers = BTreeSet::new();
+    let mut resolvers = BTreeSet::new();
+    for service in services {
+        for (zone, record) in config.records_of(service) {
+            let key = RrsetKey {
+                zone: zone.name.clone(),
+                name: record.fqdn(&zone.name),
+                record_type: record.record_type,
+            };
+            if let Some(rrset) = answers.get(&key) {
+                expected.insert(key, rrset.clone());
+            }
+            if dns::is_embedded(config, zone) {
+                servers.extend(config.nodes.iter().map(|node| node.dns_addr));
+            } else {
+                servers.extend(zone.nameservers.iter().copied());
+            }
+            resolvers.extend(zone.resolvers.iter().copied());
+        }
+    }
+    Some(Targets {
+        expected,
+        servers,
+        resolvers,
+    })
+}
+
+async fn verify_dns(
+    context: &NodeContext,
+    services: &[ServiceId],
+    with_resolvers: bool,
+    budget: Duration,
+) -> StepOutcome {
+    let Some(Targets {
+        expected,
+        servers,
+        resolvers,
+    }) = context
+        .raft
+        .read_state(|state| verification_targets(state, services))
+    else {
+        return failed("no configuration is replicated yet");
+    };
+    let servers: Vec<SocketAddr> = servers.into_iter().collect();
+    let resolvers: Vec<SocketAddr> = if with_resolvers {
+        resolvers.into_iter().collect()
+    } else {
+        Vec::new()
+    };
+    let started = std::time::SystemTime::now();
+    // Leave a little of the budget to commit the outcome.
+    let timeout = budget
+        .saturating_sub(Duration::from_millis(200))
+        .max(POLL_INTERVAL);
+    let report =
+        switchyard_providers::verify(&expected, &servers, &resolvers, timeout, POLL_INTERVAL).await;
+    let checks: Vec<serde_json::Value> = report
+        .checks
+        .iter()
+        .map(|check| {
+            json!({
+                "server": check.server.to_string(),
+                "role": format!("{:?}", check.role).to_lowercase(),
+                "name": check.key.name,
+                "type": check.key.record_type.as_str(),
+                "expected": check.expected.values.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "answer": check.answer.as_ref().map(|answer| answer.iter().map(ToString::to_string).collect::<Vec<_>>()),
+                "rcode": check.rcode,
+                "ttl_s": check.ttl.map(|ttl| ttl.as_secs()),
+                "first_seen_ms": check.first_seen.map(|seen| seen.as_millis() as u64),
+                "converged": check.converged,
+                "last_error": check.last_error,
+            })
+        })
+        .collect();
+    let evidence = json!({ "servers": servers.len(), "elapsed_ms": report.elapsed.as_millis() as u64, "checks": checks });
+    if report.converged {
+        let last_seen = report
+            .checks
+            .iter()
+            .filter_map(|check| check.first_seen)
+            .max()
+            .unwrap_or_default();
+        StepOutcome::Succeeded {
+            evidence,
+            converged_at: Some(timestamp(started + last_seen)),
+        }
+    } else {
+        let pending: Vec<String> = report
+            .pending()
+            .map(|check| {
+                format!(
+                    "{} for {} {}",
+                    check.server,
+                    check.key.name,
+                    check.key.record_type.as_str()
+                )
+            })
+            .collect();
+        StepOutcome::Failed {
+            error: format!("not served as planned by: {}", pending.join(", ")),
+            evidence,
+        }
+    }
+}
+
+async fn call_webhook(
+    http: &reqwest::Client,
+    webhook: &ResolvedWebhook,
+    key: &str,
+    budget: Duration,
+) -> StepOutcome {
+    let Ok(method) = reqwest::Method::from_bytes(webhook.method.as_bytes()) else {
+        return failed(format!("invalid HTTP method `{}`", webhook.method));
+    };
+    let mut request = http
+        .request(method, &webhook.url)
+        .timeout(budget)
+        .header("idempotency-key", key);
+    for (name, value) in &webhook.headers {
+        request = request.header(name, value);
+    }
+    if let Some(body) = &webhook.body {
+        request = request.json(body);
+    }
+    let started = Instant::now();
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(error) => return failed(format!("webhook {} failed: {error}", webhook.url)),
+    };
+    let status = response.status().as_u16();
+    let body = response
+        .bytes()
+        .await
+        .map(|bytes| bytes.to_vec())
+        .unwrap_or_default();
+    let body = String::from_utf8_lossy(&body[..body.len().min(WEBHOOK_BODY_MAX)]).into_owned();
+    let evidence = json!({ "url": webhook.url, "status": status, "idempotency_key": key, "elapsed_ms": started.elapsed().as_millis() as u64, "body": body });
+    if webhook.expected_status.contains(&status) {
+        succeeded(evidence)
+    } else {
+        StepOutcome::Failed {
+            error: format!(
+                "webhook {} answered {status}, expected one of {:?}",
+                webhook.url, webhook.expected_status
+            ),
+            evidence,
+        }
+    }
+}
+
+/// Waits until the condition holds; the step's timeout ends the wait.
+async fn check(context: &NodeContext, condition: &ResolvedCondition) -> StepOutcome {
+    loop {
+        let held = context.raft.read_state(|state| holds(state, condition));
+        if let Some(evidence) = held {
+            return succeeded(evidence);
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+fn holds(state: &State, condition: &ResolvedCondition) -> Option<serde_json::Value> {
+    let detector = state.detector()?;
+    match condition {
+        ResolvedCondition::SiteState { site, states } => {
+            let current = detector.site(site)?.state;
+            let name = match current {
+                SiteState::Healthy => SiteStateName::Healthy,
+                SiteState::Suspect => SiteStateName::Suspect,
+                SiteState::Lost | SiteState::ServicesDown => SiteStateName::Lost,
+                SiteState::Recovering => SiteStateName::Recovering,
+            };
+            states
+                .contains(&name)
+                .then(|| json!({ "site": site, "state": format!("{current:?}").to_lowercase() }))
+        }
+        ResolvedCondition::ServiceHealthy { service, sites_min } => {
+            let healthy: Vec<String> = detector
+                .service_health()
+                .into_iter()
+                .filter(|health| &health.service == service && health.consensus == Consensus::Up)
+                .map(|health| health.site.to_string())
+                .collect();
+            (healthy.len() >= *sites_min as usize)
+                .then(|| json!({ "service": service, "healthy_sites": healthy }))
+        }
+    }
+}

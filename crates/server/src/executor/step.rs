@@ -1,0 +1,137 @@
+//! One attempt of one step: intent, leadership check, action, outcome.
+
+use std::time::Duration;
+
+use switchyard_core::Timestamp;
+use switchyard_core::execution::{Runnable, StepFinish, StepOutcome, StepStart, resolve_step};
+use switchyard_core::state::{Actor, Command, CommandKind, Outcome};
+
+use super::action;
+use crate::clock::now;
+use crate::node::NodeContext;
+
+/// The longest any single attempt may run, whatever its step says: bounds every task.
+const ATTEMPT_TIMEOUT_MAX: Duration = Duration::from_secs(3600);
+
+pub fn webhook_client() -> reqwest::Client {
+    switchyard_api::ensure_crypto_provider();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        // Only TLS back-end initialisation can fail here, and a provider is installed.
+        .expect("webhook client builds")
+}
+
+#[derive(Debug)]
+pub struct StepTask {
+    pub context: NodeContext,
+    pub runnable: Runnable,
+    /// This leader's term: the intent and the outcome carry it.
+    pub term: u64,
+    pub http: reqwest::Client,
+}
+
+impl StepTask {
+    pub async fn run(self) {
+        let runnable = &self.runnable;
+        let raft = &self.context.raft;
+        let execution = runnable.execution;
+        let step = runnable.step.id.clone();
+        let started = now();
+        let intent = StepStart {
+            execution,
+            step: step.clone(),
+            attempt: runnable.attempt,
+            term: self.term,
+            at: started,
+        };
+        match raft
+            .propose(self.command(CommandKind::StepStarted(intent)))
+            .await
+        {
+            Ok(applied) if applied.outcome == Outcome::Accepted => {}
+            Ok(applied) => {
+                tracing::debug!(%execution, %step, outcome = ?applied.outcome, "step intent refused");
+                return;
+            }
+            Err(error) => {
+                tracing::debug!(%execution, %step, %error, "cannot commit the step intent");
+                return;
+            }
+        }
+        // A leader that lost a majority between the intent and the action must not act.
+        if let Err(error) = raft.ensure_linearizable().await {
+            tracing::warn!(%execution, %step, %error, "no longer leader: leaving the step to the next one");
+            return;
+        }
+        let resolved = raft.read_state(|state| resolve_step(state, execution, &step));
+        let outcome = match resolved {
+            Err(rejection) => StepOutcome::Failed {
+                error: format!("cannot resolve the step: {rejection}"),
+                evidence: serde_json::Value::Null,
+            },
+            Ok(resolved) => {
+                let deadline = runnable
+                    .deadline
+                    .unwrap_or_else(|| started.after(resolved.definition.timeout));
+                let budget = until(deadline).min(ATTEMPT_TIMEOUT_MAX);
+                tracing::info!(%execution, %step, attempt = runnable.attempt, kind = resolved.definition.action.kind(), "step started");
+                let acting = action::act(
+                    &self.context,
+                    &self.http,
+                    execution,
+                    &step,
+                    runnable.attempt,
+                    &resolved.action,
+                    budget,
+                );
+                match tokio::time::timeout(budget, acting).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => StepOutcome::Failed {
+                        error: format!(
+                            "step timed out after {}",
+                            humantime::format_duration(resolved.definition.timeout)
+                        ),
+                        evidence: serde_json::Value::Null,
+                    },
+                }
+            }
+        };
+        let succeeded = matches!(outcome, StepOutcome::Succeeded { .. });
+        let finish = StepFinish {
+            execution,
+            step: step.clone(),
+            attempt: runnable.attempt,
+            term: self.term,
+            outcome,
+            at: now(),
+        };
+        match raft
+            .propose(self.command(CommandKind::StepFinished(finish)))
+            .await
+        {
+            Ok(applied) if applied.outcome == Outcome::Accepted => {
+                tracing::info!(%execution, %step, attempt = runnable.attempt, succeeded, "step finished");
+            }
+            Ok(applied) => {
+                tracing::warn!(%execution, %step, outcome = ?applied.outcome, "step outcome refused")
+            }
+            Err(error) => {
+                tracing::warn!(%execution, %step, %error, "cannot commit the step outcome; the next leader resumes it")
+            }
+        }
+    }
+
+    fn command(&self, kind: CommandKind) -> Command {
+        Command {
+            time: now(),
+            actor: Actor::Node(self.context.node),
+            kind,
+        }
+    }
+}
+
+/// How long until `deadline`, zero if it has passed.
+fn until(deadline: Timestamp) -> Duration {
+    deadline.since(now())
+}

@@ -1,0 +1,143 @@
+//! Automatic failover end to end (issue 6): a site's services die, the detector declares the
+//! site lost, the leader runs the pre-approved runbook, and every node's DNS stops answering
+//! with the lost site.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use switchyard_tests::{ClusterOptions, HttpService, TestCluster, a_records, wait_until};
+
+const OPERATOR: &str = "test-operator-token";
+
+/// The evacuation runbook of the test cluster's `www` service.
+pub const EVACUATE: &str = r#"# Test fixture: evacuate www from a lost site; the rollback puts the site back.
+name: evacuate-site
+description: Move www away from a lost site.
+triggers: [ { site_lost: {} }, { manual: {} } ]
+pre_approved: true
+rto: 30s
+steps:
+  - shift_traffic: { id: shift, services: [www], away_from: "${site}", timeout: 10s, retries: 2 }
+  - verify_dns: { id: verify, services: [www], timeout: 20s }
+rollback:
+  - shift_traffic: { id: restore, services: [www], restore: "${site}" }
+"#;
+
+/// Starts a 3-node cluster with one running `www` endpoint per site and the runbook applied.
+pub async fn cluster_with_services(runbook: &str) -> (TestCluster, Vec<HttpService>) {
+    let mut cluster = TestCluster::new(ClusterOptions {
+        with_service: true,
+        ..ClusterOptions::default()
+    });
+    let mut services = Vec::new();
+    for site in 1..=3 {
+        services.push(
+            HttpService::start(cluster.endpoint(site))
+                .await
+                .expect("start www endpoint"),
+        );
+    }
+    cluster.start_all();
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let client = cluster.client(2, Some(OPERATOR));
+    wait_until(
+        "the runbook to be accepted",
+        Duration::from_secs(30),
+        || {
+            let client = client.clone();
+            async move {
+                client
+                    .call::<_, Value>(
+                        Method::POST,
+                        "/v1/runbooks",
+                        Some(&json!({ "source": runbook })),
+                    )
+                    .await
+                    .ok()
+            }
+        },
+    )
+    .await;
+    (cluster, services)
+}
+
+/// Every execution the node knows, as JSON.
+pub async fn executions(cluster: &TestCluster, node: u64) -> Vec<Value> {
+    let list: Value = cluster
+        .admin(node)
+        .call(Method::GET, "/v1/executions", None::<&()>)
+        .await
+        .expect("list executions");
+    let items = list.get("executions").cloned().unwrap_or(list);
+    items.as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_site_is_evacuated_by_the_pre_approved_runbook_on_every_node() {
+    let (cluster, mut services) = cluster_with_services(EVACUATE).await;
+    let all: Vec<String> = (1..=3)
+        .map(|site| cluster.endpoint(site).ip().to_string())
+        .collect();
+    for node in cluster.node_ids() {
+        let answers = wait_until(
+            "every node to answer with every site",
+            Duration::from_secs(30),
+            || {
+                let server = cluster.dns_addr(node);
+                let all = all.clone();
+                async move {
+                    Some(a_records(server, "www.test.example.").await)
+                        .filter(|answers| *answers == all)
+                }
+            },
+        )
+        .await;
+        assert_eq!(answers.len(), 3);
+    }
+
+    let killed_at = Instant::now();
+    services[0].stop().await;
+    let survivors = all[1..].to_vec();
+    for node in cluster.node_ids() {
+        let server = cluster.dns_addr(node);
+        wait_until("every node's DNS to drop the lost site", Duration::from_secs(60), || {
+            let survivors = survivors.clone();
+            async move { (a_records(server, "www.test.example.").await == survivors).then_some(()) }
+        })
+        .await;
+    }
+    eprintln!(
+        "fault to every node answering without site1: {:.2?}",
+        killed_at.elapsed()
+    );
+
+    let execution = wait_until("the execution to succeed", Duration::from_secs(30), || {
+        let cluster = &cluster;
+        async move {
+            executions(cluster, 1)
+                .await
+                .into_iter()
+                .find(|execution| execution["state"] == "succeeded")
+        }
+    })
+    .await;
+    let id = execution["id"].as_u64().expect("execution id");
+    let record: Value = cluster
+        .admin(3)
+        .call(Method::GET, &format!("/v1/executions/{id}"), None::<&()>)
+        .await
+        .expect("show");
+    let text = record.to_string();
+    for expected in ["site_lost", "site1", "shift", "verify"] {
+        assert!(
+            text.contains(expected),
+            "execution record mentions {expected}: {text}"
+        );
+    }
+    assert_eq!(
+        executions(&cluster, 2).await.len(),
+        1,
+        "one execution per site loss"
+    );
+}
