@@ -90,7 +90,7 @@ async fn time_until_state(
             if reached.iter().any(|(done, _)| done == id) {
                 continue;
             }
-            if let Ok(sites) = client.sites().await
+            if let Ok(sites) = client.sites(false).await
                 && state_of(&sites, site) == Some(state)
             {
                 reached.push((*id, started.elapsed()));
@@ -125,7 +125,7 @@ async fn a_site_whose_services_stop_is_lost_on_every_node_and_recovers() {
     for (id, client) in &clients {
         let deadline = Deadline::after(Duration::from_secs(30));
         loop {
-            let sites = client.sites().await;
+            let sites = client.sites(false).await;
             let audit = client.audit(0, 10_000, false).await;
             let missing = audit.as_ref().map(missing_up_verdicts);
             if sites.as_ref().is_ok_and(all_healthy)
@@ -141,7 +141,7 @@ async fn a_site_whose_services_stop_is_lost_on_every_node_and_recovers() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    let services_view = clients[0].1.services().await.expect("services");
+    let services_view = clients[0].1.services(true).await.expect("services");
     assert_eq!(services_view.services.len(), 3, "{services_view:?}");
     assert!(
         services_view
@@ -167,9 +167,10 @@ async fn a_site_whose_services_stop_is_lost_on_every_node_and_recovers() {
         );
     }
 
-    // The evidence names the observer sites and the endpoint, with each node's error.
+    // The evidence names the observer sites and the endpoint, with each node's error (read
+    // through the leader, to exercise `?consistent=true`).
     for (id, client) in &clients {
-        let sites = client.sites().await.expect("sites");
+        let sites = client.sites(true).await.expect("sites");
         let site1 = sites
             .sites
             .iter()
@@ -320,7 +321,7 @@ async fn a_site_whose_services_stop_is_lost_on_every_node_and_recovers() {
             suspect < lost && lost < recovering && recovering < recovered,
             "node {id}: transitions out of order"
         );
-        let sites = client.sites().await.expect("sites");
+        let sites = client.sites(false).await.expect("sites");
         assert!(
             sites
                 .sites
@@ -350,7 +351,7 @@ async fn a_site_whose_services_stop_is_lost_on_every_node_and_recovers() {
     let leader_client = cluster.admin(leader);
     let deadline = Deadline::after(Duration::from_secs(15));
     loop {
-        let sites = leader_client.sites().await.expect("sites");
+        let sites = leader_client.sites(false).await.expect("sites");
         if reachable(&sites) == Some((false, SiteState::Healthy)) {
             break;
         }
@@ -363,7 +364,7 @@ async fn a_site_whose_services_stop_is_lost_on_every_node_and_recovers() {
     cluster.start(follower);
     let deadline = Deadline::after(Duration::from_secs(30));
     loop {
-        let sites = leader_client.sites().await.expect("sites");
+        let sites = leader_client.sites(false).await.expect("sites");
         if reachable(&sites) == Some((true, SiteState::Healthy)) {
             break;
         }
@@ -382,5 +383,96 @@ async fn a_site_whose_services_stop_is_lost_on_every_node_and_recovers() {
             audit.entries.iter().any(|entry| entry.summary == needle),
             "no `{needle}` in the audit log"
         );
+    }
+}
+
+/// Waits until `client`'s audit log has every node's first `up` verdict on every endpoint.
+async fn wait_for_first_verdicts(cluster: &TestCluster, id: u64) {
+    let client = cluster.admin(id);
+    let deadline = Deadline::after(Duration::from_secs(30));
+    loop {
+        let audit = client.audit(0, 10_000, false).await;
+        let missing = audit.as_ref().map(missing_up_verdicts);
+        if missing.as_ref().is_ok_and(|missing| missing.is_empty()) {
+            return;
+        }
+        assert!(
+            !deadline.passed(),
+            "node {id} never saw every first verdict: missing {missing:?}\n{}",
+            cluster.log(id)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verdict_seen_without_a_quorum_commits_once_a_majority_returns() {
+    let mut cluster = TestCluster::new(ClusterOptions {
+        with_service: true,
+        ..ClusterOptions::default()
+    });
+    let mut services = services_on(&cluster).await;
+    cluster.start_all();
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    wait_for_first_verdicts(&cluster, 1).await;
+
+    // Node 1 alone: it keeps probing and sees site3 go down, but cannot commit that.
+    cluster.kill(2);
+    cluster.kill(3);
+    services[2].stop().await;
+    let metrics_url = format!("{}/metrics", cluster.api_url(1));
+    let deadline = Deadline::after(Duration::from_secs(15));
+    loop {
+        let text = match reqwest::get(&metrics_url).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if text.contains("switchyard_verdict_flips_total{verdict=\"down\"} 1") {
+            break;
+        }
+        assert!(
+            !deadline.passed(),
+            "node 1 never flipped site3 down on its own: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let client = cluster.admin(1);
+    // The summary goes on with the last error, as in "... down (connection refused)".
+    let down = "verdict: node 1 sees www/site3/1 down";
+    let audit = client.audit(0, 10_000, false).await.expect("audit");
+    assert!(
+        !audit
+            .entries
+            .iter()
+            .any(|entry| entry.summary.starts_with(down)),
+        "committed without a quorum"
+    );
+
+    // A majority returns: node 1's pending verdict commits, and site3 is lost.
+    cluster.start(2);
+    cluster.start(3);
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let deadline = Deadline::after(Duration::from_secs(30));
+    loop {
+        let audit = client.audit(0, 10_000, false).await;
+        let sites = client.sites(false).await;
+        let committed = audit.as_ref().is_ok_and(|audit| {
+            audit
+                .entries
+                .iter()
+                .any(|entry| entry.summary.starts_with(down))
+        });
+        let lost = sites
+            .as_ref()
+            .is_ok_and(|sites| state_of(sites, "site3") == Some(SiteState::Lost));
+        if committed && lost {
+            break;
+        }
+        assert!(
+            !deadline.passed(),
+            "node 1's verdict never committed (committed {committed}, lost {lost}): {sites:?}\n{}",
+            cluster.log(1)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -30,8 +30,8 @@ pub fn run(args: Args) -> Result<Outcome, UsageError> {
     // Site states come from the same node right after; they may be one apply newer than the
     // status, never older.
     let (sites, services) = match runtime.block_on(async {
-        let sites = client.sites().await?;
-        let services = client.services().await?;
+        let sites = client.sites(args.consistent).await?;
+        let services = client.services(args.consistent).await?;
         Ok::<_, switchyard_api::ClientError>((sites, services))
     }) {
         Ok(answers) => answers,

@@ -1,9 +1,14 @@
 //! `GET /v1/sites` and `GET /v1/services`: site states with their evidence, and per-site service
-//! health, from this node's replica (any authenticated role may read them).
+//! health, from this node's replica (any authenticated role may read them); `?consistent=true`
+//! confirms with a quorum first.
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{OriginalUri, Query, State};
+use axum::http::{HeaderMap, Method};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use serde::Deserialize;
 use switchyard_api::{
     EndpointEvidence, NodeVerdict, ObserverEvidence, ServiceObserver, ServiceSiteHealth, Services,
     SiteView, Sites,
@@ -11,7 +16,8 @@ use switchyard_api::{
 use switchyard_core::detection::{Detector, EvidenceMatrix, Verdict};
 use switchyard_core::id::SiteId;
 
-use super::AppState;
+use super::respond::{ErrorResponse, from_query_rejection};
+use super::{AppState, consistent};
 use crate::auth::Caller;
 use crate::clock::now;
 
@@ -21,7 +27,41 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/services", get(services))
 }
 
-async fn sites(State(state): State<AppState>, _caller: Caller) -> axum::Json<Sites> {
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadQuery {
+    /// Confirm leadership with a quorum first (a follower hands the read to the leader), so
+    /// the answer is not stale.
+    #[serde(default)]
+    consistent: bool,
+}
+
+/// `None` when this node may answer from its replica now; otherwise the response to send.
+async fn barrier(
+    state: &AppState,
+    query: Result<Query<ReadQuery>, QueryRejection>,
+    uri: &OriginalUri,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    match query {
+        Err(rejection) => Some(ErrorResponse(from_query_rejection(&rejection)).into_response()),
+        Ok(Query(query)) if query.consistent => {
+            consistent::read_barrier(state, Method::GET, &uri.0, headers).await
+        }
+        Ok(_) => None,
+    }
+}
+
+async fn sites(
+    State(state): State<AppState>,
+    _caller: Caller,
+    query: Result<Query<ReadQuery>, QueryRejection>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(response) = barrier(&state, query, &uri, &headers).await {
+        return response;
+    }
     let at = now();
     let sites = state.raft.read_state(|replica| Sites {
         node: state.node,
@@ -35,10 +75,19 @@ async fn sites(State(state): State<AppState>, _caller: Caller) -> axum::Json<Sit
             .map(|detector| site_views(detector, at))
             .unwrap_or_default(),
     });
-    axum::Json(sites)
+    axum::Json(sites).into_response()
 }
 
-async fn services(State(state): State<AppState>, _caller: Caller) -> axum::Json<Services> {
+async fn services(
+    State(state): State<AppState>,
+    _caller: Caller,
+    query: Result<Query<ReadQuery>, QueryRejection>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(response) = barrier(&state, query, &uri, &headers).await {
+        return response;
+    }
     let services = state.raft.read_state(|replica| Services {
         node: state.node,
         applied_index: replica.last_applied_index(),
@@ -69,7 +118,7 @@ async fn services(State(state): State<AppState>, _caller: Caller) -> axum::Json<
             })
             .unwrap_or_default(),
     });
-    axum::Json(services)
+    axum::Json(services).into_response()
 }
 
 fn site_views(detector: &Detector, at: switchyard_core::Timestamp) -> Vec<SiteView> {
