@@ -146,12 +146,11 @@ impl Observer {
 
     fn flipped(&self, flip: VerdictFlip) {
         self.metrics.flipped(flip.verdict);
-        tracing::info!(
+        // The prober already logs each flip at info level.
+        tracing::debug!(
             endpoint = %flip.endpoint,
-            site = %flip.site,
-            verdict = flip.verdict.as_str(),
-            error = flip.last_error.as_deref().unwrap_or(""),
-            "verdict flipped"
+            pending = self.pending.len() + 1,
+            "verdict flip queued for commit"
         );
         self.pending.push(verdict_changed(flip));
     }
