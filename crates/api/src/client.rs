@@ -214,18 +214,47 @@ impl Client {
 
 /// Runbooks and executions.
 impl Client {
-    /// `POST /v1/runbooks`: validates `source` on the server and stores it as a new version. An
-    /// invalid runbook fails with `bad_request` whose message lists every diagnostic.
+    /// `POST /v1/runbooks`: validates `source` on the server and stores it as a new version.
+    /// An invalid runbook is `Ok(Err(..))` with every diagnostic; other refusals are errors.
     pub async fn apply_runbook(
         &self,
         source: &str,
         file: Option<&str>,
-    ) -> Result<crate::RunbookApplied, ClientError> {
+    ) -> Result<Result<crate::RunbookApplied, crate::RunbookInvalid>, ClientError> {
         let body = crate::NewRunbook {
             source: source.to_owned(),
             file: file.map(str::to_owned),
         };
-        self.call(Method::POST, "/v1/runbooks", Some(&body)).await
+        let url = format!("{}/v1/runbooks", self.base);
+        let mut request = self.http.post(&url).json(&body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let unreachable = |source| ClientError::Unreachable {
+            url: url.clone(),
+            source,
+        };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(unreachable)?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map(Ok)
+                .map_err(|_| malformed(&url, status, &bytes));
+        }
+        if status == StatusCode::BAD_REQUEST
+            && let Ok(invalid) = serde_json::from_slice::<crate::RunbookInvalid>(&bytes)
+        {
+            return Ok(Err(invalid));
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(body) => Err(ClientError::Api {
+                url,
+                status: status.as_u16(),
+                error: body.into(),
+            }),
+            Err(_) => Err(malformed(&url, status, &bytes)),
+        }
     }
 
     /// `GET /v1/runbooks`: the latest version of every runbook.

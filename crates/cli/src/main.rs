@@ -9,8 +9,11 @@ mod audit;
 mod client;
 mod demo;
 mod dns;
+mod executions;
 mod plan;
 mod route;
+mod run;
+mod runbook;
 mod serve;
 mod status;
 mod validate;
@@ -70,6 +73,21 @@ enum Command {
     /// Change which sites are in rotation for services (operator role).
     #[command(subcommand)]
     Route(route::Command),
+    /// Store runbooks in the running cluster (validated against its configuration), list them,
+    /// and show any stored version.
+    #[command(subcommand)]
+    Runbook(runbook::Command),
+    /// Start a manual run or a drill of a runbook for a site (operator role).
+    ///
+    /// Prints the execution id; with `--wait`, follows the execution until it ends, prints its
+    /// timeline and recovery time, and exits 0 only if it succeeded.
+    Run(run::Args),
+    /// List runbook executions or show one with its timeline and measured recovery time.
+    #[command(subcommand)]
+    Executions(executions::Command),
+    /// Abort a running execution (operator role): no new step starts, and it ends `aborted`
+    /// once the step in flight (if any) reports its outcome.
+    Abort(executions::AbortArgs),
 }
 
 /// How results are printed.
@@ -107,6 +125,10 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Dns(command) => dns::run(command),
         Command::Route(command) => route::run(command),
+        Command::Runbook(command) => runbook::run(command),
+        Command::Run(args) => run::run(args),
+        Command::Executions(command) => executions::run(command),
+        Command::Abort(args) => executions::abort(args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
