@@ -3,10 +3,11 @@
 //! each: the pair check), and it proposes a `ControllerContact` whenever a member's
 //! reachability differs from the replicated one.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use switchyard_core::detection::{ControllerContact, DetectionInput, SiteTransition};
-use switchyard_core::id::NodeId;
+use switchyard_core::id::{NodeId, SiteId};
 use switchyard_core::state::{Actor, Command, CommandKind, Outcome};
 use switchyard_raft::{RaftStatus, Role};
 
@@ -130,19 +131,34 @@ impl LeaderDuty {
         }
     }
 
-    /// Proposes every transition due now on this replica.
+    /// Proposes every transition due now on this replica, one site at a time: each is
+    /// recomputed after the previous one applied, since a site entering or leaving `lost`
+    /// changes the observers of the others (a batch computed up front would go stale and be
+    /// refused, and every refusal is an audit entry).
     async fn propose_transitions(&self) {
         let at = now();
-        let due: Vec<SiteTransition> = self.context.raft.read_state(|state| {
+        let mut done: BTreeSet<SiteId> = BTreeSet::new();
+        let site_count = self.context.raft.read_state(|state| {
             state
                 .detector()
-                .map(|detector| detector.propose(at))
-                .unwrap_or_default()
+                .map_or(0, |detector| detector.sites().len())
         });
-        for transition in due {
+        for _ in 0..site_count {
+            let next: Option<SiteTransition> = self.context.raft.read_state(|state| {
+                state.detector().and_then(|detector| {
+                    detector
+                        .propose(at)
+                        .into_iter()
+                        .find(|transition| !done.contains(&transition.site))
+                })
+            });
+            let Some(transition) = next else {
+                return;
+            };
             let site = transition.site.clone();
             let (from, to) = (transition.from, transition.to);
             let evidence = transition.evidence.to_string();
+            done.insert(site.clone());
             match self
                 .propose(DetectionInput::SiteTransition(transition))
                 .await
