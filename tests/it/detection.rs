@@ -218,6 +218,7 @@ async fn a_site_whose_services_stop_is_lost_on_every_node_and_recovers() {
         .output()
         .expect("run switchyard status");
     let text = String::from_utf8_lossy(&output.stdout);
+    println!("switchyard status:\n{text}");
     assert!(output.status.success(), "{text}");
     assert!(text.contains("sites:"), "{text}");
     assert!(text.contains("site1 lost"), "{text}");
@@ -320,6 +321,15 @@ async fn a_site_whose_services_stop_is_lost_on_every_node_and_recovers() {
         assert!(
             suspect < lost && lost < recovering && recovering < recovered,
             "node {id}: transitions out of order"
+        );
+        let rejected: Vec<&&str> = summaries
+            .iter()
+            .filter(|summary| summary.starts_with("rejected:"))
+            .collect();
+        println!(
+            "audit on node {id}: {} entries, {} rejected {rejected:?}",
+            summaries.len(),
+            rejected.len()
         );
         let sites = client.sites(false).await.expect("sites");
         assert!(
