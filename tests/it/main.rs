@@ -4,5 +4,6 @@ mod api;
 mod cluster;
 mod detection;
 mod dns;
+mod executor;
 mod failover;
 mod tidy;

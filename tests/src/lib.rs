@@ -9,11 +9,13 @@ mod cluster;
 mod dig;
 mod http_service;
 mod wait;
+mod webhook;
 
 pub use cluster::{ClusterOptions, TestCluster};
 pub use dig::{a_records, dig, dig_program};
 pub use http_service::HttpService;
 pub use wait::{Deadline, wait_until};
+pub use webhook::{WebhookCall, WebhookReceiver};
 
 use std::path::PathBuf;
 
