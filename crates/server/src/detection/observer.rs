@@ -254,3 +254,36 @@ pub fn verdict_changed(flip: VerdictFlip) -> VerdictChanged {
         latency_ms: Some(u32::try_from(flip.latency.as_millis()).unwrap_or(u32::MAX)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use switchyard_core::id::{ServiceId, SiteId};
+
+    use super::*;
+
+    #[test]
+    fn a_flip_becomes_a_verdict_change_timed_by_its_deciding_probe() {
+        let flip = VerdictFlip {
+            observer: NodeId(2),
+            endpoint: EndpointId::from("www/site1/1"),
+            service: ServiceId::from("www"),
+            site: SiteId::from("site1"),
+            verdict: switchyard_probe::Verdict::Down,
+            since: Timestamp(1_000),
+            observed_at: Timestamp(1_200),
+            last_error: Some("connection refused".to_owned()),
+            latency: Duration::from_micros(1_500),
+        };
+        assert_eq!(
+            verdict_changed(flip),
+            VerdictChanged {
+                observer: NodeId(2),
+                endpoint: EndpointId::from("www/site1/1"),
+                verdict: Verdict::Down,
+                since: Timestamp(1_200),
+                last_error: Some("connection refused".to_owned()),
+                latency_ms: Some(1),
+            }
+        );
+    }
+}
