@@ -4,6 +4,7 @@ mod api;
 mod cluster;
 mod detection;
 mod dns;
+mod executions;
 mod executor;
 mod failover;
 mod tidy;

@@ -18,6 +18,8 @@ use crate::{Outcome, Output, UsageError};
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 #[derive(Debug, clap::Args)]
+// `--version` picks the runbook version here, so the program's own version flag yields.
+#[command(disable_version_flag = true)]
 pub struct Args {
     #[command(flatten)]
     server: ServerArgs,

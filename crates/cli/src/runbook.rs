@@ -35,6 +35,8 @@ pub enum Command {
         output: Output,
     },
     /// Print one runbook version with its YAML source.
+    // `--version` picks the runbook version here, so the program's own version flag yields.
+    #[command(disable_version_flag = true)]
     Show {
         #[command(flatten)]
         server: ServerArgs,
