@@ -500,7 +500,7 @@ async fn manual_runs_and_drills_are_recorded_with_their_principal_and_aborts_are
         "execution started",
         "abort requested",
         "recovery:",
-        "vs rto 30.00s",
+        "vs rto 30s unknown",
     ] {
         assert!(stdout.contains(expected), "`{expected}` in:\n{stdout}");
     }

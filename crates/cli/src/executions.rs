@@ -43,7 +43,7 @@ pub fn run(command: Command) -> Result<Outcome, UsageError> {
                 Output::Text if list.executions.is_empty() => println!("no executions yet"),
                 Output::Text => {
                     println!(
-                        "{:>6} {:<28} {:<18} {:<12} {:<10} {:<24} {:<10} RTO",
+                        "{:>6} {:<28} {:<26} {:<12} {:<10} {:<24} {:<10} RTO",
                         "ID", "RUNBOOK", "TRIGGER", "SITE", "STATE", "STARTED", "RECOVERY"
                     );
                     for execution in &list.executions {
@@ -111,8 +111,8 @@ fn print_row(execution: &ExecutionSummary) {
         execution.state.to_string()
     };
     println!(
-        "{:>6} {:<28} {:<18} {:<12} {:<10} {:<24} {:<10} {}",
-        execution.id,
+        "{:>6} {:<28} {:<26} {:<12} {:<10} {:<24} {:<10} {}",
+        execution.id.to_string(),
         format!("{}@v{}", execution.runbook, execution.version),
         trigger_text(execution),
         execution
@@ -217,7 +217,7 @@ fn print_step(step: &StepRecord) {
     };
     println!(
         "  {:<20} {:<14} {} ({} attempt{})",
-        step.id,
+        step.id.as_str(),
         step.kind,
         state,
         step.attempts.len(),
@@ -291,10 +291,12 @@ pub fn time(timestamp: Timestamp) -> String {
     humantime::format_rfc3339_millis(at).to_string()
 }
 
-/// Milliseconds for people: `850ms`, `2.35s`, `1m 30s`.
+/// Milliseconds for people: `850ms`, `30s`, `2.35s`, `1m 30s`.
 pub fn format_ms(millis: u64) -> String {
     if millis < 1000 {
         format!("{millis}ms")
+    } else if millis < 60_000 && millis % 1000 == 0 {
+        format!("{}s", millis / 1000)
     } else if millis < 60_000 {
         format!("{:.2}s", millis as f64 / 1000.0)
     } else {

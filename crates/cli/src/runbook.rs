@@ -207,7 +207,7 @@ fn apply(server: &ServerArgs, files: &[PathBuf], output: Output) -> Result<Outco
 fn print_summary_row(runbook: &RunbookSummary) {
     println!(
         "{:<24} {:>4} {:<12} {:<24} {:<24} {:<8} {:<7} {}",
-        runbook.name,
+        runbook.name.as_str(),
         runbook.version,
         &runbook.content_hash[..runbook.content_hash.len().min(12)],
         time(runbook.applied_at),
