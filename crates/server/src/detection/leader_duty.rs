@@ -100,6 +100,11 @@ impl LeaderDuty {
             let (Some(config), Some(detector)) = (state.config(), state.detector()) else {
                 return Vec::new();
             };
+            // Contact only weighs verdicts and evidence: without endpoints there is nothing
+            // to judge, and the log stays free of changes nobody can use.
+            if detector.topology().endpoint_sites.is_empty() {
+                return Vec::new();
+            }
             config
                 .config
                 .nodes
