@@ -6,6 +6,7 @@
 //! Ctrl-C, so the demo can run again straight away.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -71,6 +72,8 @@ struct Demo {
     config: ClusterConfig,
     config_path: PathBuf,
     children: BTreeMap<u64, Child>,
+    /// The stand-in application of each site, as a child process, by site.
+    services: BTreeMap<String, Child>,
 }
 
 impl Demo {
@@ -98,6 +101,7 @@ impl Demo {
             config,
             config_path,
             children: BTreeMap::new(),
+            services: BTreeMap::new(),
         })
     }
 
@@ -148,6 +152,44 @@ impl Demo {
         Ok(())
     }
 
+    /// Starts site `site`'s services: every endpoint of every service in that site, in one process.
+    fn start_service(&mut self, site: &str) -> anyhow::Result<()> {
+        let exe =
+            std::env::current_exe().context("cannot find this program to start demo services")?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("service-{site}.log")))?;
+        let mut command = Command::new(exe);
+        command.arg("demo-service");
+        for service in &self.config.services {
+            for endpoint in service
+                .endpoints
+                .iter()
+                .filter(|endpoint| endpoint.site.as_str() == site)
+            {
+                command
+                    .arg("--listen")
+                    .arg(SocketAddr::new(endpoint.address, endpoint.port).to_string());
+            }
+        }
+        let child = command
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start the services of site {site}"))?;
+        self.services.insert(site.to_owned(), child);
+        Ok(())
+    }
+
+    fn kill_service(&mut self, site: &str) {
+        if let Some(mut child) = self.services.remove(site) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     fn kill(&mut self, node: u64) {
         if let Some(mut child) = self.children.remove(&node) {
             let _ = child.kill();
@@ -158,6 +200,9 @@ impl Demo {
     fn stop_all(&mut self) {
         for node in self.children.keys().copied().collect::<Vec<_>>() {
             self.kill(node);
+        }
+        for site in self.services.keys().cloned().collect::<Vec<_>>() {
+            self.kill_service(&site);
         }
     }
 
@@ -208,6 +253,17 @@ impl Demo {
 
     /// Fails if a demo node exited on its own (a port in use, say), pointing at its log.
     fn check_children(&mut self) -> anyhow::Result<()> {
+        for (site, child) in &mut self.services {
+            if let Some(status) = child.try_wait()? {
+                let log =
+                    std::fs::read_to_string(self.dir.path().join(format!("service-{site}.log")))
+                        .unwrap_or_default();
+                bail!(
+                    "the services of site {site} exited ({status}): {}",
+                    log.trim()
+                );
+            }
+        }
         for (node, child) in &mut self.children {
             if let Some(status) = child.try_wait()? {
                 let log = std::fs::read_to_string(self.dir.path().join(format!("node-{node}.log")))
@@ -238,17 +294,21 @@ impl Demo {
         }
     }
 
-    async fn annotate(&self, node: u64, text: &str) -> anyhow::Result<u64> {
-        let result = self.client(node, OPERATOR_TOKEN).annotate(text).await?;
-        Ok(result.index)
-    }
-
     async fn run(&mut self, keep_running: bool) -> anyhow::Result<()> {
-        println!("== Switchyard demo: three sites on loopback, one controller node per site");
-        println!("   working directory {}", self.dir.path().display());
+        println!(
+            "== Switchyard demo: three sites on loopback, one controller node and one set of services per site"
+        );
+        println!(
+            "   working directory {} (node and service logs are here)",
+            self.dir.path().display()
+        );
         self.show_plan()?;
 
-        println!("\n== Starting nodes 1, 2, 3 (sites alpha, beta, gamma)");
+        println!("\n== Starting the services of sites alpha, beta, gamma (www and api in each)");
+        for site in ["alpha", "beta", "gamma"] {
+            self.start_service(site)?;
+        }
+        println!("== Starting controller nodes 1, 2, 3 (one per site)");
         for node in [1, 2, 3] {
             self.start(node)?;
         }
@@ -260,69 +320,238 @@ impl Demo {
             self.site_of(leader)
         );
         self.print_status().await;
-
-        println!("\n== Writing the incident timeline through a follower (forwarded to the leader)");
-        let follower = [1, 2, 3]
-            .into_iter()
-            .find(|node| *node != leader)
-            .unwrap_or(1);
-        for text in [
-            "drill starts: site loss of the leader's site",
-            "on call: demo-operator",
-        ] {
-            let index = self.annotate(follower, text).await?;
-            println!("   committed at log index {index}: {text}");
-        }
-
+        self.wait_all_healthy(leader).await?;
         println!(
-            "\n== Losing site {}: kill -9 of node {leader}, the leader",
-            self.site_of(leader)
+            "   every site is healthy, as seen from every other site ({:.2?} after start)",
+            started.elapsed()
         );
-        self.kill(leader);
-        let lost_at = Instant::now();
-        let new_leader = self.wait_for_leader().await?;
-        println!(
-            "   new leader in {:.2?}: node {new_leader} in site {} (election timeouts are WAN-sized: 1.5-3 s)",
-            lost_at.elapsed(),
-            self.site_of(new_leader)
-        );
-        let index = self
-            .annotate(new_leader, "controller survived the loss of a site")
-            .await?;
-        println!("   writes continue: committed at log index {index}");
-        self.print_status().await;
 
-        println!(
-            "\n== Site {} is back: node {leader} restarts from its data directory",
-            self.site_of(leader)
-        );
-        self.start(leader)?;
-        let head = self.wait_converged().await?;
-        println!("   caught up; every node has audit head {}", &head[..16]);
-        self.print_status().await;
-        let page = self
-            .client(leader, "demo-auditor-token")
-            .audit(0, 0, true)
-            .await?;
-        let verification = page.verification.context("no verification in the answer")?;
-        println!(
-            "   audit chain on node {leader}: {} entries, {}",
-            verification.entries_checked,
-            if verification.valid {
-                "every hash link verifies"
-            } else {
-                "BROKEN"
+        println!("\n== Applying the runbooks (validated against the replicated configuration)");
+        let operator = self.client(leader, OPERATOR_TOKEN);
+        for (name, text) in DEMO_RUNBOOKS {
+            match operator.apply_runbook(text, Some(name)).await? {
+                Ok(applied) => println!(
+                    "   {} version {} (sha256 {}…)",
+                    applied.name,
+                    applied.version,
+                    &applied.content_hash[..12.min(applied.content_hash.len())]
+                ),
+                Err(invalid) => bail!(
+                    "the embedded runbook {name} is invalid: {:?}",
+                    invalid.diagnostics
+                ),
             }
-        );
-        if !verification.valid {
-            bail!("the audit chain does not verify: {:?}", verification.error);
         }
+        self.print_dns("before the fault").await?;
+
+        let lost_site = "alpha";
+        println!("\n== Fire in site {lost_site}: its services die (its controller keeps running)");
+        self.kill_service(lost_site);
+        let fault = Instant::now();
+        let execution = self.narrate_failover(lost_site, fault).await?;
+        self.print_dns(&format!("after losing {lost_site}")).await?;
+        println!("\n== The execution record (switchyard executions show {execution})");
+        let detail = self
+            .client(self.any_node(), ADMIN_TOKEN)
+            .execution(execution)
+            .await?;
+        crate::executions::print_detail(&detail);
+
+        println!("\n== Site {lost_site} is repaired: its services come back");
+        self.start_service(lost_site)?;
+        let repaired = Instant::now();
+        self.wait_site_state(lost_site, &["healthy"], repaired)
+            .await?;
+        println!(
+            "\n== Failback: an operator runs failback-site for {lost_site} (switchyard run failback-site --site {lost_site})"
+        );
+        let request = switchyard_api::NewExecution {
+            runbook: "failback-site".into(),
+            site: lost_site.into(),
+            drill: false,
+            parameters: BTreeMap::new(),
+            version: None,
+        };
+        let failback = operator.start_execution(&request).await?.id.0;
+        let ended = self.wait_execution_end(failback).await?;
+        println!("   failback execution {failback} ended {}", ended);
+        if ended != "succeeded" {
+            bail!(
+                "the failback did not succeed ({ended}); see switchyard executions show {failback}"
+            );
+        }
+        self.print_dns("after the failback").await?;
 
         if keep_running {
             self.print_usage();
             tokio::signal::ctrl_c()
                 .await
                 .context("cannot wait for Ctrl-C")?;
+        }
+        Ok(())
+    }
+
+    fn any_node(&self) -> u64 {
+        self.children.keys().next().copied().unwrap_or(1)
+    }
+
+    async fn wait_all_healthy(&mut self, node: u64) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            self.check_children()?;
+            if let Ok(sites) = self.client(node, ADMIN_TOKEN).sites(false).await
+                && sites.configured
+                && sites.sites.iter().all(|site| {
+                    state_name(&site.state) == "healthy" && state_name(&site.consensus) == "up"
+                })
+            {
+                return Ok(());
+            }
+            if started.elapsed() > STEP_TIMEOUT {
+                bail!("the sites did not all become healthy within {STEP_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Prints every state `site` passes through until it reaches one of `targets`.
+    async fn wait_site_state(
+        &mut self,
+        site: &str,
+        targets: &[&str],
+        since: Instant,
+    ) -> anyhow::Result<()> {
+        let mut last = String::new();
+        loop {
+            self.check_children()?;
+            let node = self.any_node();
+            if let Ok(sites) = self.client(node, ADMIN_TOKEN).sites(false).await
+                && let Some(view) = sites.sites.iter().find(|view| view.site.as_str() == site)
+            {
+                let state = state_name(&view.state);
+                if state != last {
+                    println!("   +{:>7.2?}  site {site} is {state}", since.elapsed());
+                    last = state.clone();
+                }
+                if targets.contains(&state.as_str()) {
+                    return Ok(());
+                }
+            }
+            if since.elapsed() > STEP_TIMEOUT {
+                bail!("site {site} did not become {targets:?} within {STEP_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Follows detection and the automatic execution; returns the execution's id.
+    async fn narrate_failover(&mut self, site: &str, fault: Instant) -> anyhow::Result<u64> {
+        self.wait_site_state(site, &["lost"], fault).await?;
+        let started = Instant::now();
+        let execution = loop {
+            self.check_children()?;
+            let list = self
+                .client(self.any_node(), ADMIN_TOKEN)
+                .executions()
+                .await?;
+            if let Some(execution) = list.executions.iter().find(|execution| {
+                execution
+                    .site
+                    .as_ref()
+                    .is_some_and(|found| found.as_str() == site)
+            }) {
+                println!(
+                    "   +{:>7.2?}  execution {} started: runbook {} v{} (automatic, pre-approved, trigger {})",
+                    fault.elapsed(),
+                    execution.id.0,
+                    execution.runbook,
+                    execution.version,
+                    execution.trigger
+                );
+                break execution.id.0;
+            }
+            if started.elapsed() > STEP_TIMEOUT {
+                bail!("no execution started within {STEP_TIMEOUT:?} of the loss");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let ended = self.wait_execution_end(execution).await?;
+        println!(
+            "   +{:>7.2?}  execution {execution} ended {ended}",
+            fault.elapsed()
+        );
+        if ended != "succeeded" {
+            bail!(
+                "the evacuation did not succeed ({ended}); see switchyard executions show {execution}"
+            );
+        }
+        Ok(execution)
+    }
+
+    async fn wait_execution_end(&mut self, id: u64) -> anyhow::Result<String> {
+        let started = Instant::now();
+        loop {
+            self.check_children()?;
+            if let Ok(detail) = self
+                .client(self.any_node(), ADMIN_TOKEN)
+                .execution(id)
+                .await
+            {
+                let state = serde_json::to_value(detail.summary.state)?
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                if !["running", "rolling_back"].contains(&state.as_str()) {
+                    return Ok(state);
+                }
+            }
+            if started.elapsed() > STEP_TIMEOUT {
+                bail!("execution {id} did not end within {STEP_TIMEOUT:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Asks every node's embedded DNS server directly what it answers for every record.
+    async fn print_dns(&self, when: &str) -> anyhow::Result<()> {
+        println!("\n== DNS answers from every node, {when}");
+        let view = self
+            .client(self.any_node(), ADMIN_TOKEN)
+            .routing(false)
+            .await?;
+        for zone in view.zones.iter().filter(|zone| zone.embedded) {
+            let report = switchyard_server::dns_tools::verify(
+                &zone.expected(),
+                &zone.nameservers,
+                &[],
+                Duration::from_secs(2),
+                Duration::from_millis(100),
+            )
+            .await;
+            for check in &report.checks {
+                let served = check
+                    .answer
+                    .as_ref()
+                    .map_or("(no answer)".to_owned(), |answer| {
+                        answer
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    });
+                let node = self
+                    .config
+                    .nodes
+                    .iter()
+                    .find(|node| node.dns_addr == check.server)
+                    .map_or("?".to_owned(), |node| node.id.to_string());
+                println!(
+                    "   node {node} ({}): {} {} -> {served}",
+                    check.server,
+                    check.key.name,
+                    check.key.record_type.as_str()
+                );
+            }
         }
         Ok(())
     }
@@ -344,31 +573,6 @@ impl Demo {
             println!("   {line}");
         }
         Ok(())
-    }
-
-    async fn wait_converged(&mut self) -> anyhow::Result<String> {
-        let started = Instant::now();
-        loop {
-            self.check_children()?;
-            let statuses = self.statuses().await;
-            let heads: Vec<Option<(String, Option<u64>)>> = statuses
-                .iter()
-                .map(|(_, status)| {
-                    status
-                        .as_ref()
-                        .map(|status| (status.audit_head.clone(), status.last_applied_index))
-                })
-                .collect();
-            if let Some(Some(first)) = heads.first()
-                && heads.iter().all(|head| head.as_ref() == Some(first))
-            {
-                return Ok(first.0.clone());
-            }
-            if started.elapsed() > STEP_TIMEOUT {
-                bail!("nodes did not converge after {STEP_TIMEOUT:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
 
     fn print_usage(&self) {
@@ -395,4 +599,42 @@ impl Demo {
             "   demo tokens (demo only): demo-viewer-token, demo-operator-token, demo-approver-token, demo-auditor-token, demo-admin-token"
         );
     }
+}
+
+/// A site state's API name (`healthy`, `lost`, ...).
+fn state_name<T: serde::Serialize>(state: &T) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServiceArgs {
+    /// An address to answer `200 ok` on; repeat for several.
+    #[arg(long, required = true)]
+    listen: Vec<SocketAddr>,
+}
+
+/// `switchyard demo-service`: the stand-in application of one demo site. It stops when its
+/// standard input closes, so it never outlives the demo that started it.
+pub fn service(args: ServiceArgs) -> Result<Outcome, UsageError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let stop = shutdown.clone();
+    runtime.spawn(async move {
+        use tokio::io::AsyncReadExt as _;
+        let mut stdin = tokio::io::stdin();
+        let mut buffer = [0_u8; 64];
+        while matches!(stdin.read(&mut buffer).await, Ok(read) if read > 0) {}
+        stop.cancel();
+    });
+    runtime.block_on(switchyard_server::demo_service::serve_ok(
+        &args.listen,
+        shutdown,
+    ))?;
+    Ok(Outcome::Success)
 }

@@ -67,6 +67,9 @@ enum Command {
     /// Needs nothing but this binary: the demo configuration and runbooks are built in, and the
     /// nodes listen on 127.0.0.1 ports 7101-7103 (Raft) and 7201-7203 (API).
     Demo(demo::Args),
+    /// The demo's stand-in application (started by `demo`).
+    #[command(hide = true)]
+    DemoService(demo::ServiceArgs),
     /// Show the DNS answers the routing calls for, or check what every server really serves.
     #[command(subcommand)]
     Dns(dns::Command),
@@ -123,6 +126,7 @@ fn main() -> ExitCode {
         Command::Audit(command) => audit::run(command),
         Command::Annotate(args) => audit::annotate(args),
         Command::Demo(args) => demo::run(args),
+        Command::DemoService(args) => demo::service(args),
         Command::Dns(command) => dns::run(command),
         Command::Route(command) => route::run(command),
         Command::Runbook(command) => runbook::run(command),

@@ -213,3 +213,22 @@ fn plan_refuses_to_remove_the_last_site() {
         "the refusing rule is named: {stdout}"
     );
 }
+
+#[test]
+fn the_demo_fails_over_fails_back_and_leaves_nothing_behind() {
+    let output = switchyard(&["demo"]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{}", text(&output.stderr));
+    for expected in [
+        "site alpha is lost",
+        "(automatic, pre-approved, trigger site_lost)",
+        "DNS changed on every authoritative server",
+        "vs rto 1m met",
+        "failback execution",
+    ] {
+        assert!(stdout.contains(expected), "the demo narrates `{expected}`:\n{stdout}");
+    }
+    let cleaned = stdout.lines().find_map(|line| line.strip_prefix("cleaned up: every demo process stopped, "));
+    let dir = cleaned.and_then(|rest| rest.strip_suffix(" removed")).expect("the demo says what it removed");
+    assert!(!Path::new(dir).exists(), "{dir} is removed");
+}

@@ -7,6 +7,7 @@
 mod api;
 mod auth;
 mod clock;
+pub mod demo_service;
 mod detection;
 mod dns;
 mod executor;
