@@ -295,7 +295,7 @@ pub fn time(timestamp: Timestamp) -> String {
 pub fn format_ms(millis: u64) -> String {
     if millis < 1000 {
         format!("{millis}ms")
-    } else if millis < 60_000 && millis % 1000 == 0 {
+    } else if millis < 60_000 && millis.is_multiple_of(1000) {
         format!("{}s", millis / 1000)
     } else if millis < 60_000 {
         format!("{:.2}s", millis as f64 / 1000.0)
