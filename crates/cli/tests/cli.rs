@@ -218,7 +218,12 @@ fn plan_refuses_to_remove_the_last_site() {
 fn the_demo_fails_over_fails_back_and_leaves_nothing_behind() {
     let output = switchyard(&["demo"]);
     let stdout = text(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{stdout}\n{}", text(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
     for expected in [
         "site alpha is lost",
         "(automatic, pre-approved, trigger site_lost)",
@@ -226,9 +231,16 @@ fn the_demo_fails_over_fails_back_and_leaves_nothing_behind() {
         "vs rto 1m met",
         "failback execution",
     ] {
-        assert!(stdout.contains(expected), "the demo narrates `{expected}`:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "the demo narrates `{expected}`:\n{stdout}"
+        );
     }
-    let cleaned = stdout.lines().find_map(|line| line.strip_prefix("cleaned up: every demo process stopped, "));
-    let dir = cleaned.and_then(|rest| rest.strip_suffix(" removed")).expect("the demo says what it removed");
+    let cleaned = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("cleaned up: every demo process stopped, "));
+    let dir = cleaned
+        .and_then(|rest| rest.strip_suffix(" removed"))
+        .expect("the demo says what it removed");
     assert!(!Path::new(dir).exists(), "{dir} is removed");
 }

@@ -16,10 +16,16 @@ pub async fn serve_ok(addresses: &[SocketAddr], shutdown: CancellationToken) -> 
             .with_context(|| format!("cannot listen on {address}: is another demo running?"))?;
         let router = Router::new().fallback(|| async { "ok" });
         let stop = shutdown.clone();
-        servers.spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await });
+        servers.spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        });
     }
     while let Some(joined) = servers.join_next().await {
-        joined.context("demo service task")?.context("demo service")?;
+        joined
+            .context("demo service task")?
+            .context("demo service")?;
     }
     Ok(())
 }
