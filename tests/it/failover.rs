@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use switchyard_tests::{ClusterOptions, HttpService, TestCluster, a_records, wait_until};
+use switchyard_tests::{
+    Bind, ClusterOptions, HttpService, TestCluster, a_records, add_bind_zone, wait_until,
+};
 
 const OPERATOR: &str = "test-operator-token";
 
@@ -139,5 +141,94 @@ async fn a_lost_site_is_evacuated_by_the_pre_approved_runbook_on_every_node() {
         executions(&cluster, 2).await.len(),
         1,
         "one execution per site loss"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_site_leaves_the_answers_of_a_real_bind_too() {
+    let mut cluster = TestCluster::new(ClusterOptions {
+        with_service: true,
+        ..ClusterOptions::default()
+    });
+    let bind_dir = cluster.dir().join("bind");
+    std::fs::create_dir_all(&bind_dir).expect("bind dir");
+    let bind = Bind::start(&bind_dir);
+    add_bind_zone(&cluster, &bind);
+    let mut services = Vec::new();
+    for site in 1..=3 {
+        services.push(
+            HttpService::start(cluster.endpoint(site))
+                .await
+                .expect("start www endpoint"),
+        );
+    }
+    cluster.start_all();
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let runbook = EVACUATE.to_owned();
+    let client = cluster.client(2, Some(OPERATOR));
+    wait_until(
+        "the runbook to be accepted",
+        Duration::from_secs(30),
+        || {
+            let client = client.clone();
+            let runbook = runbook.clone();
+            async move {
+                client
+                    .call::<_, Value>(
+                        Method::POST,
+                        "/v1/runbooks",
+                        Some(&json!({ "source": runbook })),
+                    )
+                    .await
+                    .ok()
+            }
+        },
+    )
+    .await;
+    let all: Vec<String> = (1..=3)
+        .map(|site| cluster.endpoint(site).ip().to_string())
+        .collect();
+    let bind_addr = bind.addr();
+    wait_until("BIND to serve every site", Duration::from_secs(30), || {
+        let all = all.clone();
+        async move { (a_records(bind_addr, "www.ext.example.").await == all).then_some(()) }
+    })
+    .await;
+
+    services[0].stop().await;
+    let survivors = all[1..].to_vec();
+    wait_until("BIND to stop answering with the lost site", Duration::from_secs(60), || {
+        let survivors = survivors.clone();
+        async move { (a_records(bind_addr, "www.ext.example.").await == survivors).then_some(()) }
+    })
+    .await;
+    for node in cluster.node_ids() {
+        assert_eq!(
+            a_records(cluster.dns_addr(node), "www.test.example.").await,
+            survivors,
+            "node {node}"
+        );
+    }
+    // The verify step asked BIND too (it is the ext.example. zone's nameserver): its evidence says so.
+    let execution = wait_until("the execution to end", Duration::from_secs(30), || {
+        let cluster = &cluster;
+        async move {
+            executions(cluster, 1)
+                .await
+                .into_iter()
+                .find(|execution| execution["state"] != "running")
+        }
+    })
+    .await;
+    let id = execution["id"].as_u64().expect("execution id");
+    let record: Value = cluster
+        .admin(1)
+        .call(Method::GET, &format!("/v1/executions/{id}"), None::<&()>)
+        .await
+        .expect("show");
+    assert_eq!(record["summary"]["state"], "succeeded", "{record}");
+    assert!(
+        record.to_string().contains(&bind_addr.to_string()),
+        "verification evidence includes BIND: {record}"
     );
 }

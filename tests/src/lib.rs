@@ -5,12 +5,14 @@
 //! (`cargo build -p switchyard-cli`); `SWITCHYARD_BIN` points elsewhere when set.
 #![forbid(unsafe_code)]
 
+mod bind;
 mod cluster;
 mod dig;
 mod http_service;
 mod wait;
 mod webhook;
 
+pub use bind::{Bind, add_bind_zone, require};
 pub use cluster::{ClusterOptions, TestCluster};
 pub use dig::{a_records, dig, dig_program};
 pub use http_service::HttpService;
