@@ -8,7 +8,7 @@ use serde_json::json;
 use switchyard_core::config::ClusterConfig;
 use switchyard_core::detection::{Consensus, SiteState};
 use switchyard_core::execution::{ExecutionId, StepOutcome, idempotency_key};
-use switchyard_core::id::{ServiceId, StepId};
+use switchyard_core::id::{ServiceId, StepId, ZoneName};
 use switchyard_core::plan::{ResolvedAction, ResolvedCondition, ResolvedWebhook};
 use switchyard_core::routing::{Rrset, RrsetKey};
 use switchyard_core::runbook::SiteStateName;
@@ -95,44 +95,44 @@ pub async fn act(
     }
 }
 
-/// What `verify_dns` asks, and whom.
+/// What `verify_dns` asks of one zone, and whom: each zone is checked against its own servers.
 struct Targets {
     expected: BTreeMap<RrsetKey, Rrset>,
-    servers: BTreeSet<SocketAddr>,
-    resolvers: BTreeSet<SocketAddr>,
+    servers: Vec<SocketAddr>,
+    resolvers: Vec<SocketAddr>,
 }
 
-/// The authoritative servers (and the resolvers) of every zone holding a record of `services`,
-/// with the RRsets they must serve under the routing in force.
-fn verification_targets(state: &State, services: &[ServiceId]) -> Option<Targets> {
+/// Per zone holding a record of `services`: the RRsets it must serve under the routing in force,
+/// its authoritative servers (every node for an embedded zone) and its resolvers.
+fn verification_targets(
+    state: &State,
+    services: &[ServiceId],
+) -> Option<BTreeMap<ZoneName, Targets>> {
     let config: &ClusterConfig = &state.config()?.config;
     let answers = state.routing().routing.answers(config);
-    let mut expected = BTreeMap::new();
-    let mut servers = BTreeSet::new();
-    let mut resolvers = BTreeSet::new();
+    let mut zones: BTreeMap<ZoneName, Targets> = BTreeMap::new();
     for service in services {
         for (zone, record) in config.records_of(service) {
+            let targets = zones.entry(zone.name.clone()).or_insert_with(|| Targets {
+                expected: BTreeMap::new(),
+                servers: if dns::is_embedded(config, zone) {
+                    config.nodes.iter().map(|node| node.dns_addr).collect()
+                } else {
+                    zone.nameservers.clone()
+                },
+                resolvers: zone.resolvers.clone(),
+            });
             let key = RrsetKey {
                 zone: zone.name.clone(),
                 name: record.fqdn(&zone.name),
                 record_type: record.record_type,
             };
             if let Some(rrset) = answers.get(&key) {
-                expected.insert(key, rrset.clone());
+                targets.expected.insert(key, rrset.clone());
             }
-            if dns::is_embedded(config, zone) {
-                servers.extend(config.nodes.iter().map(|node| node.dns_addr));
-            } else {
-                servers.extend(zone.nameservers.iter().copied());
-            }
-            resolvers.extend(zone.resolvers.iter().copied());
         }
     }
-    Some(Targets {
-        expected,
-        servers,
-        resolvers,
-    })
+    Some(zones)
 }
 
 async fn verify_dns(
@@ -141,29 +141,48 @@ async fn verify_dns(
     with_resolvers: bool,
     budget: Duration,
 ) -> StepOutcome {
-    let Some(Targets {
-        expected,
-        servers,
-        resolvers,
-    }) = context
+    let Some(zones) = context
         .raft
         .read_state(|state| verification_targets(state, services))
     else {
         return failed("no configuration is replicated yet");
-    };
-    let servers: Vec<SocketAddr> = servers.into_iter().collect();
-    let resolvers: Vec<SocketAddr> = if with_resolvers {
-        resolvers.into_iter().collect()
-    } else {
-        Vec::new()
     };
     let started = std::time::SystemTime::now();
     // Leave a little of the budget to commit the outcome.
     let timeout = budget
         .saturating_sub(Duration::from_millis(200))
         .max(POLL_INTERVAL);
-    let report =
-        switchyard_providers::verify(&expected, &servers, &resolvers, timeout, POLL_INTERVAL).await;
+    let verifications = zones.values().map(|targets| {
+        let resolvers: &[SocketAddr] = if with_resolvers {
+            &targets.resolvers
+        } else {
+            &[]
+        };
+        switchyard_providers::verify(
+            &targets.expected,
+            &targets.servers,
+            resolvers,
+            timeout,
+            POLL_INTERVAL,
+        )
+    });
+    let reports = futures::future::join_all(verifications).await;
+    let servers: BTreeSet<SocketAddr> = zones
+        .values()
+        .flat_map(|targets| targets.servers.iter().copied())
+        .collect();
+    let report = switchyard_providers::VerifyReport {
+        converged: reports.iter().all(|report| report.converged),
+        elapsed: reports
+            .iter()
+            .map(|report| report.elapsed)
+            .max()
+            .unwrap_or_default(),
+        checks: reports
+            .into_iter()
+            .flat_map(|report| report.checks)
+            .collect(),
+    };
     let checks: Vec<serde_json::Value> = report
         .checks
         .iter()
