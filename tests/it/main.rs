@@ -7,4 +7,5 @@ mod dns;
 mod executions;
 mod executor;
 mod failover;
+mod service_failover;
 mod tidy;

@@ -39,6 +39,8 @@ pub struct RunReport {
     pub transitions: u64,
     pub rejections: u64,
     pub losses: u64,
+    /// `ServiceUnhealthy` events (a flapping endpoint down for longer than `hold`).
+    pub service_failovers: u64,
     /// For each site declared down during a real loss: the time from the loss to the declaration,
     /// and the part of it beyond `hold`.
     pub detection_latencies_ms: Vec<(u64, u64)>,
@@ -92,6 +94,7 @@ pub fn run_seed(seed: u64, trace: bool) -> RunReport {
         transitions: world.transitions,
         rejections: world.rejections,
         losses: world.losses,
+        service_failovers: world.service_failovers,
         detection_latencies_ms: std::mem::take(&mut world.detection_latencies_ms),
         simulated_ms: world.now,
     }

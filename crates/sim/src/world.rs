@@ -56,6 +56,8 @@ pub struct World {
     pub rejections: u64,
     /// How many `SiteLost` events were applied.
     pub losses: u64,
+    /// `ServiceUnhealthy` events: per-service failovers while the site itself was fine.
+    pub service_failovers: u64,
     /// For each site declared down during a real loss: the time from the loss to the declaration,
     /// and the part of it beyond `hold` (the time to confirm the loss before holding it).
     pub detection_latencies_ms: Vec<(u64, u64)>,
@@ -116,6 +118,7 @@ impl World {
             transitions: 0,
             rejections: 0,
             losses: 0,
+            service_failovers: 0,
             detection_latencies_ms: Vec::new(),
         };
         if world.trace.is_some() {
@@ -265,6 +268,11 @@ impl World {
                 self.apply(&DetectionInput::SiteTransition(proposal), invariants)?;
             }
         }
+        if rounds > 0 {
+            for proposal in self.detector.propose_services(Timestamp(now)) {
+                self.apply(&DetectionInput::ServiceTransition(proposal), invariants)?;
+            }
+        }
 
         self.check_step(invariants)
     }
@@ -348,6 +356,9 @@ impl World {
         for event in &events {
             if matches!(event, DetectionEvent::SiteLost(_)) {
                 self.losses += 1;
+            }
+            if matches!(event, DetectionEvent::ServiceUnhealthy(_)) {
+                self.service_failovers += 1;
             }
             if let Some(transition) = event.transition()
                 && transition.to.is_down()

@@ -44,6 +44,7 @@ fn run_catching(seed: u64) -> RunReport {
                 transitions: 0,
                 rejections: 0,
                 losses: 0,
+                service_failovers: 0,
                 detection_latencies_ms: Vec::new(),
                 simulated_ms: 0,
             }
@@ -103,9 +104,10 @@ fn detection_invariants_hold_for_every_seed() {
     let losses: u64 = reports.iter().map(|report| report.losses).sum();
     let transitions: u64 = reports.iter().map(|report| report.transitions).sum();
     let rejections: u64 = reports.iter().map(|report| report.rejections).sum();
+    let service_failovers: u64 = reports.iter().map(|report| report.service_failovers).sum();
     println!(
         "{count} seeds in {:.1?}: {transitions} transitions, {losses} losses, \
-         {rejections} rejected proposals, {} failures",
+         {service_failovers} service failovers, {rejections} rejected proposals, {} failures",
         started.elapsed(),
         failures.len()
     );
@@ -118,6 +120,11 @@ fn detection_invariants_hold_for_every_seed() {
     );
     // The faults must really exercise detection: some runs lose sites.
     assert!(count < 50 || losses > 0, "no seed ever lost a site");
+    // And some flapping endpoint stays down past `hold`: per-service failover is exercised.
+    assert!(
+        count < 50 || service_failovers > 0,
+        "no seed ever failed a service over"
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ClusterConfig, DetectionPolicy};
-use crate::id::{EndpointId, NodeId, SiteId};
+use crate::id::{EndpointId, NodeId, ServiceId, SiteId};
 use crate::time::Timestamp;
 
 use super::event::DetectionEvent;
@@ -22,10 +22,11 @@ use super::evidence::{
 };
 use super::input::{ControllerContact, DetectionInput, VerdictChanged};
 use super::rejection::{Blocked, Rejection};
+use super::service_state::{ServiceState, ServiceStatus};
 use super::site_state::{SiteState, SiteStatus};
 use super::tally::{Tally, majority};
 use super::topology::Topology;
-use super::transition::SiteTransition;
+use super::transition::{ServiceTransition, SiteTransition};
 use super::verdict::{Verdict, VerdictRecord};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -45,6 +46,9 @@ pub struct Detector {
     global_outage: Option<Vec<SiteId>>,
     /// Running counts behind the consensus (derived from `matrix` and `unreachable`).
     tally: Tally,
+    /// service → site → its state there, for every site where the service has endpoints.
+    #[serde(default)]
+    services: BTreeMap<ServiceId, BTreeMap<SiteId, ServiceStatus>>,
 }
 
 impl Detector {
@@ -55,6 +59,17 @@ impl Detector {
             .keys()
             .map(|site| (site.clone(), SiteStatus::new()))
             .collect();
+        let services = topology
+            .services
+            .iter()
+            .map(|(service, per_site)| {
+                let statuses = per_site
+                    .keys()
+                    .map(|site| (site.clone(), ServiceStatus::new()))
+                    .collect();
+                (service.clone(), statuses)
+            })
+            .collect();
         let mut detector = Self {
             policy: config.detection.clone(),
             topology,
@@ -64,6 +79,7 @@ impl Detector {
             clock: Timestamp(0),
             global_outage: None,
             tally: Tally::default(),
+            services,
         };
         let observers: Vec<SiteId> = detector.topology.sites.keys().cloned().collect();
         for observer in &observers {
@@ -90,6 +106,16 @@ impl Detector {
 
     pub fn sites(&self) -> &BTreeMap<SiteId, SiteStatus> {
         &self.sites
+    }
+
+    /// The state of `service` in `site`, if it has endpoints there.
+    pub fn service(&self, service: &ServiceId, site: &SiteId) -> Option<&ServiceStatus> {
+        self.services.get(service)?.get(site)
+    }
+
+    /// service → site → state, for every site where the service has endpoints.
+    pub fn services(&self) -> &BTreeMap<ServiceId, BTreeMap<SiteId, ServiceStatus>> {
+        &self.services
     }
 
     /// The judged sites that looked down when the ongoing global outage began, if one is ongoing.
@@ -131,6 +157,9 @@ impl Detector {
                 Ok(Vec::new())
             }
             DetectionInput::SiteTransition(transition) => self.apply_transition(transition),
+            DetectionInput::ServiceTransition(transition) => {
+                self.apply_service_transition(transition)
+            }
         }
     }
 
@@ -142,6 +171,77 @@ impl Detector {
             .judged_sites()
             .filter_map(|site| self.next_transition(site, now).ok())
             .collect()
+    }
+
+    /// The per-service transitions due at leader time `now`, at most one per (service, site), in
+    /// service then site order. They never change observers, so they do not go stale each other.
+    pub fn propose_services(&self, now: Timestamp) -> Vec<ServiceTransition> {
+        self.services
+            .iter()
+            .flat_map(|(service, per_site)| {
+                per_site
+                    .keys()
+                    .filter_map(move |site| self.next_service_transition(service, site, now).ok())
+            })
+            .collect()
+    }
+
+    /// The transition due for `service` in `site` at `at`, or why there is none.
+    ///
+    /// `healthy -> unhealthy` once the consensus on the service's endpoints there has been `down`
+    /// for `hold`, while the site is `healthy` and its own consensus is not `down` (a site-wide
+    /// outage is judged as a site), and while some other site of the service is left serving.
+    /// `unhealthy -> healthy` once it has been `up` for `recover_hold` since entering
+    /// `unhealthy` at the earliest.
+    pub fn next_service_transition(
+        &self,
+        service: &ServiceId,
+        site: &SiteId,
+        at: Timestamp,
+    ) -> Result<ServiceTransition, Blocked> {
+        let status = self.service(service, site).ok_or(Blocked::NoChange)?;
+        let to = match (status.state, status.consensus) {
+            (ServiceState::Healthy, Consensus::Down) => {
+                let site_fine = self.sites.get(site).is_some_and(|site_status| {
+                    site_status.state == SiteState::Healthy
+                        && site_status.consensus != Consensus::Down
+                });
+                if !site_fine {
+                    return Err(Blocked::SiteNotHealthy);
+                }
+                let since = status.down_since.unwrap_or(at);
+                check_held(since, self.policy.hold, at)?;
+                self.check_service_survivor(service, site)?;
+                ServiceState::Unhealthy
+            }
+            (ServiceState::Unhealthy, Consensus::Up) => {
+                let since = status.up_since.unwrap_or(at).max(status.since);
+                check_held(since, self.policy.recover_hold, at)?;
+                ServiceState::Healthy
+            }
+            _ => return Err(Blocked::NoChange),
+        };
+        let empty = BTreeSet::new();
+        let endpoints = self
+            .topology
+            .services
+            .get(service)
+            .and_then(|per_site| per_site.get(site))
+            .unwrap_or(&empty);
+        let evidence = self.evidence_on(site, endpoints, status.down_since, status.up_since, at);
+        // As for sites: a tally that disagrees with a full recount means a corrupt replica.
+        assert_eq!(
+            evidence.consensus, status.consensus,
+            "detection tally diverged from a full recount for service `{service}` in `{site}`"
+        );
+        Ok(ServiceTransition {
+            service: service.clone(),
+            site: site.clone(),
+            from: status.state,
+            to,
+            evidence,
+            at,
+        })
     }
 
     /// The transition due for `site` at `at`, or why there is none.
@@ -219,14 +319,33 @@ impl Detector {
             .get(site)
             .map(|members| &members.endpoints);
         let empty = BTreeSet::new();
-        let observers = self.views(site, endpoints.unwrap_or(&empty));
-        let consensus = self.consensus(&observers);
         let status = self.sites.get(site);
-        let consensus_since = status.and_then(|status| match consensus {
-            Consensus::Down => status.down_since,
-            Consensus::Up => status.up_since,
+        self.evidence_on(
+            site,
+            endpoints.unwrap_or(&empty),
+            status.and_then(|status| status.down_since),
+            status.and_then(|status| status.up_since),
+            at,
+        )
+    }
+
+    /// The evidence on `endpoints` of `site` (all of them, or one service's), with the streaks
+    /// recorded for them.
+    fn evidence_on(
+        &self,
+        site: &SiteId,
+        endpoints: &BTreeSet<EndpointId>,
+        down_since: Option<Timestamp>,
+        up_since: Option<Timestamp>,
+        at: Timestamp,
+    ) -> Evidence {
+        let observers = self.views(site, endpoints);
+        let consensus = self.consensus(&observers);
+        let consensus_since = match consensus {
+            Consensus::Down => down_since,
+            Consensus::Up => up_since,
             Consensus::Undecided => None,
-        });
+        };
         let first_failure = observers
             .iter()
             .filter(|view| view.counts_against)
@@ -336,6 +455,7 @@ impl Detector {
         // A verdict's `since` is the observer's clock: it may start a streak later than the
         // leader's clock (a late or skewed node only lengthens the hold) but never earlier.
         let streak_start = self.clock.max(change.since);
+        self.refresh_services(Some((&site, &change.endpoint)), streak_start);
         Ok(self.refresh(Some(&site), streak_start))
     }
 
@@ -358,6 +478,7 @@ impl Detector {
         if let Some(site) = self.topology.node_sites.get(&contact.node).cloned() {
             self.rebuild_tally(&site);
         }
+        self.refresh_services(None, self.clock);
         Ok(self.refresh(None, self.clock))
     }
 
@@ -415,8 +536,94 @@ impl Detector {
         };
         let mut events = vec![event];
         // A site entering or leaving `lost` joins or leaves every other site's observers.
+        self.refresh_services(None, transition.at);
         events.extend(self.refresh(None, transition.at));
         Ok(events)
+    }
+
+    fn apply_service_transition(
+        &mut self,
+        transition: &ServiceTransition,
+    ) -> Result<Vec<DetectionEvent>, Rejection> {
+        let (service, site) = (&transition.service, &transition.site);
+        let Some(status) = self.service(service, site) else {
+            return Err(Rejection::UnknownService {
+                service: service.clone(),
+                site: site.clone(),
+            });
+        };
+        if status.state != transition.from {
+            return Err(Rejection::ServiceStale {
+                service: service.clone(),
+                site: site.clone(),
+                current: status.state,
+                proposed_from: transition.from,
+            });
+        }
+        let expected = self
+            .next_service_transition(service, site, transition.at)
+            .map_err(|blocked| Rejection::ServiceNotDue {
+                service: service.clone(),
+                site: site.clone(),
+                blocked,
+            })?;
+        if expected != *transition {
+            return Err(Rejection::ServiceEvidenceChanged {
+                service: service.clone(),
+                site: site.clone(),
+            });
+        }
+        self.clock = self.clock.max(transition.at);
+        if let Some(status) = self
+            .services
+            .get_mut(service)
+            .and_then(|per_site| per_site.get_mut(site))
+        {
+            status.state = transition.to;
+            status.since = transition.at;
+        }
+        let fact = transition.clone();
+        Ok(vec![match transition.to {
+            ServiceState::Unhealthy => DetectionEvent::ServiceUnhealthy(fact),
+            ServiceState::Healthy => DetectionEvent::ServiceRecovered(fact),
+        }])
+    }
+
+    /// Recomputes the consensus on each service's endpoints in each site (or only on the services
+    /// holding `only`'s endpoint), starting or ending streaks at `streak_start`.
+    fn refresh_services(&mut self, only: Option<(&SiteId, &EndpointId)>, streak_start: Timestamp) {
+        let mut updates: Vec<(ServiceId, SiteId, Consensus)> = Vec::new();
+        for (service, per_site) in &self.topology.services {
+            for (site, endpoints) in per_site {
+                if let Some((only_site, endpoint)) = only
+                    && (only_site != site || !endpoints.contains(endpoint))
+                {
+                    continue;
+                }
+                let consensus = self.tallied_endpoints_consensus(site, endpoints);
+                updates.push((service.clone(), site.clone(), consensus));
+            }
+        }
+        for (service, site, consensus) in updates {
+            let Some(status) = self
+                .services
+                .get_mut(&service)
+                .and_then(|per_site| per_site.get_mut(&site))
+            else {
+                continue;
+            };
+            status.consensus = consensus;
+            if consensus == Consensus::Down {
+                status.down_since.get_or_insert(streak_start);
+            } else {
+                status.down_since = None;
+            }
+            if consensus == Consensus::Up {
+                status.up_since.get_or_insert(streak_start);
+            } else {
+                status.up_since = None;
+            }
+        }
     }
 
     /// Recomputes the consensus on `only` (or on every judged site), starting or ending streaks
@@ -493,6 +700,26 @@ impl Detector {
                 && self.sites.get(other).is_some_and(|status| {
                     !status.state.is_down() && status.consensus != Consensus::Down
                 })
+        });
+        if survivor {
+            Ok(())
+        } else {
+            Err(Blocked::LastServingSite)
+        }
+    }
+
+    /// Some other site of the service must be left serving it: its service healthy and not
+    /// looking down there, and the site itself not declared or looking down.
+    fn check_service_survivor(&self, service: &ServiceId, site: &SiteId) -> Result<(), Blocked> {
+        let survivor = self.services.get(service).is_some_and(|per_site| {
+            per_site.iter().any(|(other, status)| {
+                other != site
+                    && status.state == ServiceState::Healthy
+                    && status.consensus != Consensus::Down
+                    && self.sites.get(other).is_some_and(|site_status| {
+                        !site_status.state.is_down() && site_status.consensus != Consensus::Down
+                    })
+            })
         });
         if survivor {
             Ok(())
@@ -591,6 +818,33 @@ impl Detector {
             let down = self.tally.endpoints_down(observer, target);
             let down = usize::try_from(down).unwrap_or(usize::MAX);
             if counts_against(down, endpoints_total, self.policy.endpoints_down_fraction) {
+                against += 1;
+            } else {
+                agree_for += 1;
+            }
+        }
+        self.decide(against, agree_for)
+    }
+
+    /// The consensus on `endpoints` of `target` (one service's) from the running tally.
+    fn tallied_endpoints_consensus(
+        &self,
+        target: &SiteId,
+        endpoints: &BTreeSet<EndpointId>,
+    ) -> Consensus {
+        let (mut against, mut agree_for) = (0, 0);
+        for (observer, status) in &self.sites {
+            if observer == target
+                || status.state == SiteState::Lost
+                || self.tally.replicating(observer) == 0
+            {
+                continue;
+            }
+            let down = endpoints
+                .iter()
+                .filter(|endpoint| self.tally.endpoint_down(observer, endpoint))
+                .count();
+            if counts_against(down, endpoints.len(), self.policy.endpoints_down_fraction) {
                 against += 1;
             } else {
                 agree_for += 1;

@@ -112,8 +112,12 @@ const TICK_MS: u64 = 100;
 
 impl Scenario {
     pub(super) fn new(sites: &[SiteSpec], detection: DetectionPolicy) -> Self {
+        Self::with_config(&cluster(sites, detection))
+    }
+
+    pub(super) fn with_config(config: &ClusterConfig) -> Self {
         Self {
-            detector: Detector::new(&cluster(sites, detection)),
+            detector: Detector::new(config),
             now: 0,
             log: Vec::new(),
         }
@@ -141,6 +145,9 @@ impl Scenario {
                 for proposal in proposals {
                     self.apply(&DetectionInput::SiteTransition(proposal));
                 }
+            }
+            for proposal in self.detector.propose_services(Timestamp(self.now)) {
+                self.apply(&DetectionInput::ServiceTransition(proposal));
             }
         }
     }

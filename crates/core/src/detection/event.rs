@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::id::SiteId;
 use crate::time::Timestamp;
 
-use super::transition::SiteTransition;
+use super::transition::{ServiceTransition, SiteTransition};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -36,6 +36,12 @@ pub enum DetectionEvent {
     GlobalOutageCleared {
         at: Timestamp,
     },
+    /// Service `healthy -> unhealthy`: the quorum saw the service's endpoints in the site down for
+    /// `hold` while the site itself is healthy; service-unhealthy runbooks may run.
+    ServiceUnhealthy(ServiceTransition),
+    /// Service `unhealthy -> healthy`: its endpoints were up for `recover_hold`. Failback stays
+    /// manual.
+    ServiceRecovered(ServiceTransition),
 }
 
 impl DetectionEvent {
@@ -50,8 +56,28 @@ impl DetectionEvent {
             | DetectionEvent::RecoveryAborted(transition)
             | DetectionEvent::SiteRecovered(transition) => Some(transition),
             DetectionEvent::GlobalOutageDetected { .. }
-            | DetectionEvent::GlobalOutageCleared { .. } => None,
+            | DetectionEvent::GlobalOutageCleared { .. }
+            | DetectionEvent::ServiceUnhealthy(_)
+            | DetectionEvent::ServiceRecovered(_) => None,
         }
+    }
+
+    /// The per-service transition behind this event, if it reports one.
+    pub fn service_transition(&self) -> Option<&ServiceTransition> {
+        match self {
+            DetectionEvent::ServiceUnhealthy(transition)
+            | DetectionEvent::ServiceRecovered(transition) => Some(transition),
+            _ => None,
+        }
+    }
+
+    /// The site the event is about and its time, for site and service events alike.
+    pub fn site_and_time(&self) -> Option<(&SiteId, Timestamp)> {
+        if let Some(transition) = self.transition() {
+            return Some((&transition.site, transition.at));
+        }
+        self.service_transition()
+            .map(|transition| (&transition.site, transition.at))
     }
 
     pub fn name(&self) -> &'static str {
@@ -65,6 +91,8 @@ impl DetectionEvent {
             DetectionEvent::SiteRecovered(_) => "SiteRecovered",
             DetectionEvent::GlobalOutageDetected { .. } => "GlobalOutageDetected",
             DetectionEvent::GlobalOutageCleared { .. } => "GlobalOutageCleared",
+            DetectionEvent::ServiceUnhealthy(_) => "ServiceUnhealthy",
+            DetectionEvent::ServiceRecovered(_) => "ServiceRecovered",
         }
     }
 }
@@ -77,6 +105,10 @@ impl fmt::Display for DetectionEvent {
                 write!(f, "GlobalOutageDetected at {at}: [{}]", sites.join(", "))
             }
             DetectionEvent::GlobalOutageCleared { at } => write!(f, "GlobalOutageCleared at {at}"),
+            DetectionEvent::ServiceUnhealthy(transition)
+            | DetectionEvent::ServiceRecovered(transition) => {
+                write!(f, "{} {transition}", self.name())
+            }
             other => match other.transition() {
                 Some(transition) => write!(f, "{} {transition}", other.name()),
                 None => f.write_str(other.name()),

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::id::{EndpointId, NodeId};
 use crate::time::Timestamp;
 
-use super::transition::SiteTransition;
+use super::transition::{ServiceTransition, SiteTransition};
 use super::verdict::Verdict;
 
 /// A command for [`super::Detector::apply`].
@@ -22,6 +22,8 @@ pub enum DetectionInput {
         now: Timestamp,
     },
     SiteTransition(SiteTransition),
+    /// Per-service failover; the leader proposes it from [`super::Detector::propose_services`].
+    ServiceTransition(ServiceTransition),
 }
 
 /// A node's verdict on an endpoint flipped. Nodes propose only flips, so the log holds who saw

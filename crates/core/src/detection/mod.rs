@@ -14,6 +14,9 @@
 //!   only through [`SiteTransition`]s that the leader proposes and every replica re-derives.
 //! - **Safety**: no site is declared down while no other judged site would be left serving; when
 //!   every standing judged site looks down at once, that is a global outage (an alert).
+//! - **Per-service** states (`healthy -> unhealthy -> healthy`, see [`ServiceState`]) follow the
+//!   same quorum rule and hysteresis on one service's endpoints in one site, and move only while
+//!   the site itself is `healthy`, through pair-checked [`ServiceTransition`]s.
 //! - The prober shares [`VerdictCounter`] for rise/fall counting.
 
 mod detector;
@@ -21,6 +24,7 @@ mod event;
 mod evidence;
 mod input;
 mod rejection;
+mod service_state;
 mod site_state;
 mod tally;
 mod topology;
@@ -31,13 +35,16 @@ mod verdict;
 mod detector_test;
 #[cfg(test)]
 mod scenario_test;
+#[cfg(test)]
+mod service_test;
 
 pub use detector::Detector;
 pub use event::DetectionEvent;
 pub use evidence::{Consensus, Evidence, EvidenceMatrix, ObserverRow, ObserverView, ServiceHealth};
 pub use input::{ControllerContact, DetectionInput, VerdictChanged};
 pub use rejection::{Blocked, Rejection};
+pub use service_state::{ServiceState, ServiceStatus};
 pub use site_state::{SiteState, SiteStatus};
 pub use topology::{SiteMembers, Topology};
-pub use transition::SiteTransition;
+pub use transition::{ServiceTransition, SiteTransition};
 pub use verdict::{Verdict, VerdictCounter, VerdictFlip, VerdictRecord};

@@ -4,9 +4,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::id::{EndpointId, NodeId, SiteId};
+use crate::id::{EndpointId, NodeId, ServiceId, SiteId};
 use crate::time::Timestamp;
 
+use super::service_state::ServiceState;
 use super::site_state::SiteState;
 
 /// Why no transition is due for a site right now.
@@ -22,6 +23,8 @@ pub enum Blocked {
     /// Declaring this site down would leave no judged site serving; while every judged site looks
     /// down this is a global outage.
     LastServingSite,
+    /// A service is judged on its own only while its site is `healthy` and does not look down.
+    SiteNotHealthy,
 }
 
 impl fmt::Display for Blocked {
@@ -31,6 +34,7 @@ impl fmt::Display for Blocked {
             Blocked::NoChange => f.write_str("the evidence calls for no change"),
             Blocked::HoldPending { until } => write!(f, "the evidence must hold until {until}"),
             Blocked::LastServingSite => f.write_str("no other judged site would be left serving"),
+            Blocked::SiteNotHealthy => f.write_str("the site itself is not healthy"),
         }
     }
 }
@@ -69,6 +73,29 @@ pub enum Rejection {
     EvidenceChanged {
         site: SiteId,
     },
+    /// The service has no endpoints in that site.
+    UnknownService {
+        service: ServiceId,
+        site: SiteId,
+    },
+    /// The service is no longer in the state the proposal started from.
+    ServiceStale {
+        service: ServiceId,
+        site: SiteId,
+        current: ServiceState,
+        proposed_from: ServiceState,
+    },
+    /// Replaying the evidence at the proposal's time calls for no service transition.
+    ServiceNotDue {
+        service: ServiceId,
+        site: SiteId,
+        blocked: Blocked,
+    },
+    /// Replaying the evidence gives another service transition or other evidence.
+    ServiceEvidenceChanged {
+        service: ServiceId,
+        site: SiteId,
+    },
 }
 
 impl fmt::Display for Rejection {
@@ -99,6 +126,30 @@ impl fmt::Display for Rejection {
                     "the evidence on site `{site}` changed since the proposal"
                 )
             }
+            Rejection::UnknownService { service, site } => {
+                write!(f, "service `{service}` has no endpoints in site `{site}`")
+            }
+            Rejection::ServiceStale {
+                service,
+                site,
+                current,
+                proposed_from,
+            } => write!(
+                f,
+                "stale proposal: service `{service}` in site `{site}` is {current}, not {proposed_from}"
+            ),
+            Rejection::ServiceNotDue {
+                service,
+                site,
+                blocked,
+            } => write!(
+                f,
+                "no transition due for service `{service}` in site `{site}`: {blocked}"
+            ),
+            Rejection::ServiceEvidenceChanged { service, site } => write!(
+                f,
+                "the evidence on service `{service}` in site `{site}` changed since the proposal"
+            ),
         }
     }
 }

@@ -37,6 +37,17 @@ impl Tally {
             .unwrap_or(0)
     }
 
+    /// Whether a strict majority of `observer`'s replicating nodes see `endpoint` down.
+    pub fn endpoint_down(&self, observer: &SiteId, endpoint: &EndpointId) -> bool {
+        let down = self
+            .down_nodes
+            .get(observer)
+            .and_then(|per_endpoint| per_endpoint.get(endpoint))
+            .copied()
+            .unwrap_or(0);
+        majority(down, self.replicating(observer))
+    }
+
     /// How many of `observer`'s nodes replicate.
     pub fn replicating(&self, observer: &SiteId) -> u32 {
         self.replicating.get(observer).copied().unwrap_or(0)

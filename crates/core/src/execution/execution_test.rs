@@ -8,8 +8,8 @@ use std::time::Duration;
 use expect_test::{Expect, expect};
 
 use super::*;
-use crate::config::ClusterConfig;
-use crate::detection::{DetectionInput, Verdict, VerdictChanged};
+use crate::config::{ClusterConfig, Endpoint, HealthCheck, Service};
+use crate::detection::{DetectionInput, SiteState, Verdict, VerdictChanged};
 use crate::id::{EndpointId, NodeId, PrincipalName, RunbookId, ServiceId, SiteId, StepId};
 use crate::plan::{ResolvedAction, ResolvedWebhook};
 use crate::routing::RoutingChange;
@@ -160,6 +160,18 @@ impl Log {
                 Actor::Node(NodeId(2)),
                 at,
                 CommandKind::Detection(DetectionInput::SiteTransition(transition)),
+            );
+        }
+    }
+
+    /// Commits every per-service transition the detector proposes at `at`.
+    fn service_transitions(&mut self, at: u64) {
+        let detector = self.state.detector().expect("a config is applied");
+        for transition in detector.propose_services(Timestamp(at)) {
+            self.accept(
+                Actor::Node(NodeId(2)),
+                at,
+                CommandKind::Detection(DetectionInput::ServiceTransition(transition)),
             );
         }
     }
@@ -1506,4 +1518,154 @@ fn random_commands_keep_every_execution_invariant_and_replicas_agree() {
             "{expected} not seen in {refusals:?}"
         );
     }
+}
+
+/// The test cluster with a second service, `api`, with one endpoint in every site.
+fn config_with_api() -> ClusterConfig {
+    let mut config = crate::state::test_config();
+    let api = ServiceId::new("api");
+    let endpoints = ["alpha", "beta", "gamma"]
+        .iter()
+        .enumerate()
+        .map(|(n, site)| Endpoint {
+            id: EndpointId::of(&api, &SiteId::new(*site), 1),
+            site: SiteId::new(*site),
+            address: format!("127.0.{}.2", n + 1).parse().expect("address"),
+            port: 81,
+            weight: 1,
+        })
+        .collect();
+    config.services.push(Service {
+        id: api,
+        check: HealthCheck::Tcp,
+        endpoints,
+    });
+    config
+}
+
+#[test]
+fn one_service_down_in_a_healthy_site_starts_its_service_unhealthy_runbook_once() {
+    let mut log = Log::with_config(config_with_api());
+    log.runbook(evacuate());
+    log.runbook(runbook(
+        "api-failover",
+        vec![Trigger::ServiceUnhealthy {
+            services: vec![ServiceId::new("api")],
+        }],
+        true,
+        vec![wait("w")],
+    ));
+    log.runbook(runbook(
+        "www-failover",
+        vec![Trigger::ServiceUnhealthy {
+            services: vec![ServiceId::new("www")],
+        }],
+        true,
+        vec![shift("shift", ShiftDirection::AwayFrom)],
+    ));
+    // Only www's endpoint in alpha goes down: alpha stays healthy (half its endpoints are up).
+    log.verdict(2, "www/alpha/1", Verdict::Down, 10_000);
+    log.verdict(3, "www/alpha/1", Verdict::Down, 10_100);
+    log.transitions(10_200);
+    log.service_transitions(10_200);
+    assert!(log.state.site_events().is_empty(), "nothing before hold");
+    log.transitions(12_200);
+    log.service_transitions(12_200);
+    let event = log.index;
+    let events: Vec<&str> = log
+        .state
+        .site_events()
+        .iter()
+        .map(|record| record.event.name())
+        .collect();
+    assert_eq!(events, ["ServiceUnhealthy"]);
+    let alpha = SiteId::new("alpha");
+    assert_eq!(
+        log.state
+            .detector()
+            .and_then(|detector| detector.site(&alpha))
+            .map(|status| status.state),
+        Some(SiteState::Healthy)
+    );
+
+    let proposals = automatic_starts(&log.state, log.state.site_events(), Timestamp(12_300));
+    assert_eq!(
+        proposals
+            .iter()
+            .map(|start| (start.runbook.to_string(), start.trigger.clone()))
+            .collect::<Vec<_>>(),
+        [(
+            "www-failover".to_owned(),
+            ExecutionTrigger::ServiceUnhealthy {
+                site: alpha.clone(),
+                services: vec![ServiceId::new("www")],
+                event_index: event
+            }
+        )]
+    );
+    log.accept(
+        Actor::Node(NodeId(2)),
+        12_300,
+        CommandKind::ExecutionStarted(proposals[0].clone()),
+    );
+    let id = ExecutionId(log.index);
+    assert_eq!(log.execution(id).parameters["site"], "alpha");
+    assert_eq!(log.state.executions().for_event(&alpha, event), Some(id));
+    assert!(automatic_starts(&log.state, log.state.site_events(), Timestamp(12_400)).is_empty());
+
+    // A trigger naming api for www's event is refused: the event is about www only.
+    let mut wrong = proposals[0].clone();
+    wrong.runbook = RunbookId::new("api-failover");
+    wrong.trigger = ExecutionTrigger::ServiceUnhealthy {
+        site: alpha.clone(),
+        services: vec![ServiceId::new("api")],
+        event_index: event,
+    };
+    assert!(matches!(
+        log.refused(Actor::System, 12_500, CommandKind::ExecutionStarted(wrong)),
+        Rejection::UnknownEvent { .. }
+    ));
+}
+
+#[test]
+fn a_recovered_service_event_is_no_longer_current() {
+    let mut config = config_with_api();
+    config.detection.recover_hold = Duration::from_secs(5);
+    let mut log = Log::with_config(config);
+    log.runbook(runbook(
+        "www-failover",
+        vec![Trigger::ServiceUnhealthy {
+            services: Vec::new(),
+        }],
+        true,
+        vec![wait("w")],
+    ));
+    log.verdict(2, "www/alpha/1", Verdict::Down, 10_000);
+    log.verdict(3, "www/alpha/1", Verdict::Down, 10_100);
+    log.service_transitions(12_200);
+    let stale = automatic_starts(&log.state, log.state.site_events(), Timestamp(12_300));
+    assert_eq!(stale.len(), 1);
+    log.verdict(2, "www/alpha/1", Verdict::Up, 13_000);
+    log.verdict(3, "www/alpha/1", Verdict::Up, 13_000);
+    log.service_transitions(18_100);
+    let events: Vec<&str> = log
+        .state
+        .site_events()
+        .iter()
+        .map(|record| record.event.name())
+        .collect();
+    assert_eq!(events, ["ServiceUnhealthy", "ServiceRecovered"]);
+    assert!(automatic_starts(&log.state, log.state.site_events(), Timestamp(18_200)).is_empty());
+    assert_eq!(
+        log.refused(
+            Actor::Node(NodeId(2)),
+            18_200,
+            CommandKind::ExecutionStarted(stale[0].clone())
+        ),
+        Rejection::TriggerNotCurrent {
+            site: SiteId::new("alpha"),
+            expected: "ServiceUnhealthy".to_owned(),
+            current: "service healthy".to_owned()
+        }
+    );
 }

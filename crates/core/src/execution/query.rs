@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::detection::{DetectionEvent, SiteState};
+use crate::detection::{DetectionEvent, ServiceState, SiteState};
 use crate::id::{ServiceId, SiteId, StepId};
 use crate::plan::{ResolvedAction, resolve_action, resolve_parameters};
 use crate::runbook::{Runbook, Step, Trigger};
@@ -187,13 +187,23 @@ fn declares_explicitly(runbook: &Runbook, trigger: &ExecutionTrigger) -> bool {
 }
 
 /// The event at `event_index` must be the kind the trigger names, for `site`, and still the
-/// site's latest transition (the site has not recovered or moved on since).
+/// site's latest transition (the site has not recovered or moved on since). A `service_unhealthy`
+/// trigger names either a site's `ServicesDown` or one service's `ServiceUnhealthy`, which must
+/// be that service's latest event in the site while the site is still `healthy`.
 fn current_event<'a>(
     state: &'a State,
     trigger: &ExecutionTrigger,
     site: &SiteId,
     event_index: u64,
 ) -> Result<&'a SiteEventRecord, StateRejection> {
+    if let ExecutionTrigger::ServiceUnhealthy { services, .. } = trigger
+        && let Some(record) = state.site_events().iter().find(|record| {
+            record.index == event_index
+                && matches!(&record.event, DetectionEvent::ServiceUnhealthy(_))
+        })
+    {
+        return current_service_event(state, record, site, services);
+    }
     let expected = match trigger {
         ExecutionTrigger::ServiceUnhealthy { .. } => "ServicesDown",
         _ => "SiteLost",
@@ -238,6 +248,60 @@ fn current_event<'a>(
     Ok(record)
 }
 
+/// `record` (a `ServiceUnhealthy`) must be about `site` and exactly the service the trigger
+/// names, still that service's latest event there, with the site still `healthy`.
+fn current_service_event<'a>(
+    state: &State,
+    record: &'a SiteEventRecord,
+    site: &SiteId,
+    services: &[ServiceId],
+) -> Result<&'a SiteEventRecord, StateRejection> {
+    const EXPECTED: &str = "ServiceUnhealthy";
+    let Some(transition) = record.event.service_transition() else {
+        return Err(rejected(Rejection::UnknownEvent {
+            expected: EXPECTED.to_owned(),
+            site: site.clone(),
+            event_index: record.index,
+        }));
+    };
+    if &transition.site != site || services != std::slice::from_ref(&transition.service) {
+        return Err(rejected(Rejection::UnknownEvent {
+            expected: EXPECTED.to_owned(),
+            site: site.clone(),
+            event_index: record.index,
+        }));
+    }
+    let latest = state.site_events().iter().rev().find(|other| {
+        other.event.service_transition().is_some_and(|other| {
+            other.site == transition.site && other.service == transition.service
+        })
+    });
+    let site_state = state
+        .detector()
+        .and_then(|detector| detector.site(site))
+        .map(|status| status.state);
+    let service_state = state
+        .detector()
+        .and_then(|detector| detector.service(&transition.service, site))
+        .map(|status| status.state);
+    let current = latest.is_some_and(|latest| latest.index == record.index)
+        && site_state == Some(SiteState::Healthy)
+        && service_state == Some(ServiceState::Unhealthy);
+    if !current {
+        let current = match (site_state, service_state) {
+            (Some(SiteState::Healthy), Some(service)) => format!("service {service}"),
+            (Some(site), _) => site.to_string(),
+            (None, _) => "unknown".to_owned(),
+        };
+        return Err(rejected(Rejection::TriggerNotCurrent {
+            site: site.clone(),
+            expected: EXPECTED.to_owned(),
+            current,
+        }));
+    }
+    Ok(record)
+}
+
 /// `failover_cooldown`, from two records: the detector's (the loss came within the cooldown of
 /// the site's previous loss: the event's evidence carries `cooldown_until`), and ours (an
 /// automatic execution for the site ended less than the cooldown before `at`).
@@ -254,7 +318,14 @@ fn check_cooldown(
     let from_detection = record
         .event
         .transition()
-        .and_then(|transition| transition.evidence.cooldown_until);
+        .map(|transition| &transition.evidence)
+        .or_else(|| {
+            record
+                .event
+                .service_transition()
+                .map(|transition| &transition.evidence)
+        })
+        .and_then(|evidence| evidence.cooldown_until);
     let from_executions = state
         .executions()
         .last_automatic_end(site)
@@ -270,9 +341,25 @@ fn check_cooldown(
     }
 }
 
-/// First failure, suspect and loss, from the event and the suspect event before it.
+/// First failure, suspect and loss, from the event and the suspect event before it. For a
+/// `ServiceUnhealthy` event: first failure and the event itself (as `lost`: the decision).
 fn detection_milestones(state: &State, site: &SiteId, record: &SiteEventRecord) -> Vec<Milestone> {
     let mut milestones = Vec::new();
+    if let Some(transition) = record.event.service_transition() {
+        if let Some(first_failure) = transition.evidence.first_failure {
+            milestones.push(Milestone {
+                at: first_failure,
+                kind: MilestoneKind::FirstFailure,
+            });
+        }
+        milestones.push(Milestone {
+            at: transition.at,
+            kind: MilestoneKind::Lost {
+                event_index: record.index,
+            },
+        });
+        return milestones;
+    }
     let Some(transition) = record.event.transition() else {
         return milestones;
     };
@@ -427,8 +514,9 @@ pub fn resolve_step(
 ///
 /// Pass every recent event (`state.site_events()`), not only the newest: an event whose start
 /// was never committed (the leader changed, or a service lock was held) is then picked up again.
-/// For each `SiteLost` (trigger `site_lost`) and `ServicesDown` (trigger `service_unhealthy`,
-/// with the services that have endpoints in the site) that is still current and has no
+/// For each `SiteLost` (trigger `site_lost`), `ServicesDown` (trigger `service_unhealthy`, with
+/// the services that have endpoints in the site) and `ServiceUnhealthy` (trigger
+/// `service_unhealthy` with that one service) that is still current and has no
 /// execution, the latest version of each `pre_approved` runbook with a matching trigger is a
 /// candidate; explicit matches (naming the site or a service) come before catch-alls, then by
 /// name; the first that passes [`check_start`] is proposed: one execution per event. Starts in
@@ -459,6 +547,11 @@ pub fn automatic_starts(
                     .filter(|service| service.sites().contains(&transition.site))
                     .map(|service| service.id.clone())
                     .collect(),
+                event_index: record.index,
+            },
+            DetectionEvent::ServiceUnhealthy(transition) => ExecutionTrigger::ServiceUnhealthy {
+                site: transition.site.clone(),
+                services: vec![transition.service.clone()],
                 event_index: record.index,
             },
             _ => continue,

@@ -42,6 +42,7 @@ pub(super) fn summary(input: &DetectionInput) -> String {
         }
         DetectionInput::Tick { now } => format!("tick: {now}"),
         DetectionInput::SiteTransition(transition) => format!("site transition: {transition}"),
+        DetectionInput::ServiceTransition(transition) => format!("{transition}"),
     }
 }
 

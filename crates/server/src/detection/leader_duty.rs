@@ -1,12 +1,14 @@
 //! [`LeaderDuty`]: what only the leader does for detection. Every `confirm_interval` it asks
-//! its replica's detector which site transitions are due and proposes them (apply re-checks
-//! each: the pair check), and it proposes a `ControllerContact` whenever a member's
-//! reachability differs from the replicated one.
+//! its replica's detector which site transitions, then which per-service transitions, are due and
+//! proposes them (apply re-checks each: the pair check), and it proposes a `ControllerContact`
+//! whenever a member's reachability differs from the replicated one.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use switchyard_core::detection::{ControllerContact, DetectionInput, SiteTransition};
+use switchyard_core::detection::{
+    ControllerContact, DetectionInput, ServiceTransition, SiteTransition,
+};
 use switchyard_core::id::{NodeId, SiteId};
 use switchyard_core::state::{Actor, Command, CommandKind, Outcome};
 use switchyard_raft::{RaftStatus, Role};
@@ -70,7 +72,9 @@ impl LeaderDuty {
             let judge_unreachable = elected_at.elapsed() >= timings.election_grace;
             self.propose_contacts(&status, timings.contact_timeout, judge_unreachable)
                 .await;
-            self.propose_transitions().await;
+            if self.propose_transitions().await {
+                self.propose_service_transitions().await;
+            }
         }
         Ok(())
     }
@@ -139,8 +143,9 @@ impl LeaderDuty {
     /// Proposes every transition due now on this replica, one site at a time: each is
     /// recomputed after the previous one applied, since a site entering or leaving `lost`
     /// changes the observers of the others (a batch computed up front would go stale and be
-    /// refused, and every refusal is an audit entry).
-    async fn propose_transitions(&self) {
+    /// refused, and every refusal is an audit entry). `false` when a proposal failed: the round
+    /// stops there.
+    async fn propose_transitions(&self) -> bool {
         let at = now();
         let mut done: BTreeSet<SiteId> = BTreeSet::new();
         let site_count = self.context.raft.read_state(|state| {
@@ -158,7 +163,7 @@ impl LeaderDuty {
                 })
             });
             let Some(transition) = next else {
-                return;
+                return true;
             };
             let site = transition.site.clone();
             let (from, to) = (transition.from, transition.to);
@@ -174,6 +179,39 @@ impl LeaderDuty {
                     to = to.as_str(),
                     %evidence,
                     "site transition committed"
+                ),
+                Err(()) => return false,
+            }
+        }
+        true
+    }
+
+    /// Proposes every per-service transition due now, after the site transitions (a service is
+    /// judged on its own only while its site is healthy). They do not change observers, so one
+    /// batch computed up front stays valid.
+    async fn propose_service_transitions(&self) {
+        let at = now();
+        let due: Vec<ServiceTransition> = self.context.raft.read_state(|state| {
+            state
+                .detector()
+                .map(|detector| detector.propose_services(at))
+                .unwrap_or_default()
+        });
+        for transition in due {
+            let (service, site) = (transition.service.clone(), transition.site.clone());
+            let (from, to) = (transition.from, transition.to);
+            let evidence = transition.evidence.to_string();
+            match self
+                .propose(DetectionInput::ServiceTransition(transition))
+                .await
+            {
+                Ok(()) => tracing::info!(
+                    %service,
+                    %site,
+                    from = from.as_str(),
+                    to = to.as_str(),
+                    %evidence,
+                    "service transition committed"
                 ),
                 Err(()) => return,
             }

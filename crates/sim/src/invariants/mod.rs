@@ -5,6 +5,7 @@ mod heals;
 mod hysteresis;
 mod isolated_observer_harmless;
 mod quorum_agreed;
+mod service_judged_alone;
 mod survivor_kept;
 
 use switchyard_core::detection::{DetectionEvent, DetectionInput};
@@ -16,6 +17,7 @@ pub use heals::Heals;
 pub use hysteresis::Hysteresis;
 pub use isolated_observer_harmless::IsolatedObserverHarmless;
 pub use quorum_agreed::QuorumAgreed;
+pub use service_judged_alone::ServiceJudgedAlone;
 pub use survivor_kept::SurvivorKept;
 
 /// A property of the run. Each hook returns a description of the violation, if any.
@@ -52,5 +54,6 @@ pub fn all() -> Vec<Box<dyn Invariant>> {
         Box::new(DetectedInWindow::default()),
         Box::new(IsolatedObserverHarmless),
         Box::new(Heals),
+        Box::new(ServiceJudgedAlone::default()),
     ]
 }

@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use switchyard_core::SiteId;
 use switchyard_core::detection::{DetectionEvent, DetectionInput, SiteState, Verdict};
+use switchyard_core::{EndpointId, SiteId};
 
 use crate::fault::duration_ms;
 use crate::world::World;
@@ -71,11 +71,16 @@ impl Invariant for QuorumAgreed {
 /// The rule, restated: other non-lost sites with a replicating node vote, each by strict majority
 /// of its replicating nodes per endpoint and `endpoints_down_fraction` per site.
 fn agreed_down(world: &World, target: &SiteId) -> bool {
-    let policy = &world.params.policy;
     let endpoints = world
         .site_endpoints
         .get(target)
         .map_or(&[][..], Vec::as_slice);
+    agreed_down_on(world, target, endpoints)
+}
+
+/// The same rule on some of `target`'s endpoints (one service's, for per-service failover).
+pub(super) fn agreed_down_on(world: &World, target: &SiteId, endpoints: &[EndpointId]) -> bool {
+    let policy = &world.params.policy;
     let (mut against, mut agree_for) = (0_u32, 0_u32);
     for (observer, nodes) in &world.site_nodes {
         let lost = world
