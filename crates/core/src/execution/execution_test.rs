@@ -1669,3 +1669,105 @@ fn a_recovered_service_event_is_no_longer_current() {
         }
     );
 }
+
+#[test]
+fn service_failover_cooldown_is_per_service_in_the_site() {
+    let mut log = Log::with_config(config_with_api());
+    log.runbook(runbook(
+        "svc-failover",
+        vec![Trigger::ServiceUnhealthy {
+            services: Vec::new(),
+        }],
+        true,
+        vec![wait("w")],
+    ));
+    let alpha = SiteId::new("alpha");
+    // www goes down in alpha: one execution, run to its end.
+    log.verdict(2, "www/alpha/1", Verdict::Down, 10_000);
+    log.verdict(3, "www/alpha/1", Verdict::Down, 10_100);
+    log.service_transitions(12_200);
+    let starts = automatic_starts(&log.state, log.state.site_events(), Timestamp(12_300));
+    assert_eq!(starts.len(), 1);
+    log.accept(
+        Actor::Node(NodeId(2)),
+        12_300,
+        CommandKind::ExecutionStarted(starts[0].clone()),
+    );
+    let www_run = ExecutionId(log.index);
+    log.run_step(www_run, "w", 12_400, true);
+    assert_eq!(log.execution(www_run).state, ExecutionState::Succeeded);
+
+    // www recovers (recover_hold 30 s); then api goes down in the same site: its own failover
+    // is not held back by www's. (Both down at once would be the whole site.)
+    log.verdict(2, "www/alpha/1", Verdict::Up, 15_000);
+    log.verdict(3, "www/alpha/1", Verdict::Up, 15_000);
+    log.service_transitions(45_100);
+    log.verdict(2, "api/alpha/1", Verdict::Down, 50_000);
+    log.verdict(3, "api/alpha/1", Verdict::Down, 50_000);
+    log.service_transitions(52_100);
+    let api_event = log.index;
+    let starts = automatic_starts(&log.state, log.state.site_events(), Timestamp(52_200));
+    assert_eq!(
+        starts
+            .iter()
+            .map(|start| start.trigger.clone())
+            .collect::<Vec<_>>(),
+        [ExecutionTrigger::ServiceUnhealthy {
+            site: alpha.clone(),
+            services: vec![ServiceId::new("api")],
+            event_index: api_event
+        }]
+    );
+
+    // api comes back; www fails again within its cooldown: held back, naming when it ends.
+    log.verdict(2, "api/alpha/1", Verdict::Up, 55_000);
+    log.verdict(3, "api/alpha/1", Verdict::Up, 55_000);
+    log.verdict(2, "www/alpha/1", Verdict::Down, 60_000);
+    log.verdict(3, "www/alpha/1", Verdict::Down, 60_000);
+    log.service_transitions(62_100);
+    let events: Vec<&str> = log
+        .state
+        .site_events()
+        .iter()
+        .map(|record| record.event.name())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "ServiceUnhealthy",
+            "ServiceRecovered",
+            "ServiceUnhealthy",
+            "ServiceUnhealthy"
+        ]
+    );
+    let www_again = log.index;
+    let mut retry = starts[0].clone();
+    retry.trigger = ExecutionTrigger::ServiceUnhealthy {
+        site: alpha.clone(),
+        services: vec![ServiceId::new("www")],
+        event_index: www_again,
+    };
+    retry.at = Timestamp(62_200);
+    let ended = log
+        .execution(www_run)
+        .finished_at
+        .expect("the www run ended");
+    let cooldown = log
+        .state
+        .detector()
+        .expect("a config is applied")
+        .policy()
+        .failover_cooldown;
+    assert_eq!(
+        log.refused(
+            Actor::Node(NodeId(2)),
+            62_200,
+            CommandKind::ExecutionStarted(retry)
+        ),
+        Rejection::Cooldown {
+            site: alpha,
+            until: ended.after(cooldown),
+            cooldown
+        }
+    );
+}

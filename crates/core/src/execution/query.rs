@@ -304,7 +304,8 @@ fn current_service_event<'a>(
 
 /// `failover_cooldown`, from two records: the detector's (the loss came within the cooldown of
 /// the site's previous loss: the event's evidence carries `cooldown_until`), and ours (an
-/// automatic execution for the site ended less than the cooldown before `at`).
+/// automatic execution for the site ended less than the cooldown before `at`; for a
+/// `ServiceUnhealthy` event, one for the same service in the site).
 fn check_cooldown(
     state: &State,
     site: &SiteId,
@@ -326,9 +327,25 @@ fn check_cooldown(
                 .map(|transition| &transition.evidence)
         })
         .and_then(|evidence| evidence.cooldown_until);
-    let from_executions = state
-        .executions()
-        .last_automatic_end(site)
+    // Per-service failover is independent per service: only an earlier automatic execution
+    // for the same service in the same site starts its cooldown.
+    let last_end = match record.event.service_transition() {
+        Some(transition) => state
+            .executions()
+            .iter()
+            .filter(|execution| match &execution.trigger {
+                ExecutionTrigger::ServiceUnhealthy {
+                    site: other,
+                    services,
+                    ..
+                } => other == site && services.contains(&transition.service),
+                _ => false,
+            })
+            .filter_map(|execution| execution.finished_at)
+            .max(),
+        None => state.executions().last_automatic_end(site),
+    };
+    let from_executions = last_end
         .map(|ended| ended.after(cooldown))
         .filter(|until| *until > at);
     match from_detection.into_iter().chain(from_executions).max() {
