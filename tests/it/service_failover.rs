@@ -161,6 +161,36 @@ async fn one_service_down_in_a_fine_site_fails_over_that_service_only() {
     let all = executions(&cluster, 3).await;
     assert_eq!(all.len(), 1, "one execution for the one event: {all:?}");
 
+    // `GET /v1/services` shows www unhealthy in site1 and every other pair healthy.
+    let services: Value = cluster
+        .admin(3)
+        .call(Method::GET, "/v1/services?consistent=true", None::<&()>)
+        .await
+        .expect("list services");
+    let states: Vec<(String, String, String)> = services["services"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|health| {
+            let field = |name: &str| health[name].as_str().unwrap_or_default().to_owned();
+            (field("service"), field("site"), field("state"))
+        })
+        .collect();
+    for service in ["api", "www"] {
+        for site in ["site1", "site2", "site3"] {
+            let expected = if (service, site) == ("www", "site1") {
+                "unhealthy"
+            } else {
+                "healthy"
+            };
+            assert!(
+                states.contains(&(service.to_owned(), site.to_owned(), expected.to_owned())),
+                "{service} in {site} is {expected}: {states:?}"
+            );
+        }
+    }
+
     // The site itself was never judged down: no site transition happened.
     let sites: Value = cluster
         .admin(2)

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use switchyard_core::Timestamp;
-use switchyard_core::detection::{Consensus, SiteState, Verdict};
+use switchyard_core::detection::{Consensus, ServiceState, SiteState, Verdict};
 use switchyard_core::id::{EndpointId, NodeId, ServiceId, SiteId};
 
 /// `GET /v1/sites`.
@@ -92,7 +92,16 @@ pub struct Services {
 pub struct ServiceSiteHealth {
     pub service: ServiceId,
     pub site: SiteId,
+    /// Per-service failover state: `unhealthy` once the quorum saw the service's endpoints
+    /// there down for `hold` while the site itself was healthy.
+    pub state: ServiceState,
+    /// When `state` was entered (leader time; 0 initially).
+    pub since: Timestamp,
     pub consensus: Consensus,
+    /// Since when `consensus` has been `down` without a break.
+    pub down_since: Option<Timestamp>,
+    /// Since when `consensus` has been `up` without a break.
+    pub up_since: Option<Timestamp>,
     /// Per other observer site: the service's endpoints it sees down, out of how many.
     pub observers: Vec<ServiceObserver>,
 }

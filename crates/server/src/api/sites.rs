@@ -13,7 +13,8 @@ use switchyard_api::{
     EndpointEvidence, NodeVerdict, ObserverEvidence, ServiceObserver, ServiceSiteHealth, Services,
     SiteView, Sites,
 };
-use switchyard_core::detection::{Detector, EvidenceMatrix, Verdict};
+use switchyard_core::Timestamp;
+use switchyard_core::detection::{Detector, EvidenceMatrix, ServiceState, Verdict};
 use switchyard_core::id::SiteId;
 
 use super::respond::{ErrorResponse, from_query_rejection};
@@ -98,21 +99,28 @@ async fn services(
                 detector
                     .service_health()
                     .into_iter()
-                    .map(|health| ServiceSiteHealth {
-                        service: health.service,
-                        site: health.site,
-                        consensus: health.consensus,
-                        observers: health
-                            .observers
-                            .into_iter()
-                            .map(|view| ServiceObserver {
-                                observer_site: view.site,
-                                nodes: view.nodes,
-                                endpoints_down: view.endpoints_down,
-                                endpoints_total: view.endpoints_total,
-                                counts_against: view.counts_against,
-                            })
-                            .collect(),
+                    .map(|health| {
+                        let status = detector.service(&health.service, &health.site);
+                        ServiceSiteHealth {
+                            state: status.map_or(ServiceState::Healthy, |status| status.state),
+                            since: status.map_or(Timestamp(0), |status| status.since),
+                            down_since: status.and_then(|status| status.down_since),
+                            up_since: status.and_then(|status| status.up_since),
+                            service: health.service,
+                            site: health.site,
+                            consensus: health.consensus,
+                            observers: health
+                                .observers
+                                .into_iter()
+                                .map(|view| ServiceObserver {
+                                    observer_site: view.site,
+                                    nodes: view.nodes,
+                                    endpoints_down: view.endpoints_down,
+                                    endpoints_total: view.endpoints_total,
+                                    counts_against: view.counts_against,
+                                })
+                                .collect(),
+                        }
                     })
                     .collect()
             })
@@ -121,7 +129,7 @@ async fn services(
     axum::Json(services).into_response()
 }
 
-fn site_views(detector: &Detector, at: switchyard_core::Timestamp) -> Vec<SiteView> {
+fn site_views(detector: &Detector, at: Timestamp) -> Vec<SiteView> {
     let matrix = detector.evidence_matrix();
     let outage = detector.global_outage().unwrap_or_default();
     detector
