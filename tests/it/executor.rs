@@ -13,7 +13,7 @@ use crate::failover::{EVACUATE, cluster_with_services, executions};
 const OPERATOR: &str = "test-operator-token";
 const LONG: Duration = Duration::from_secs(60);
 
-async fn apply(cluster: &TestCluster, source: &str) {
+pub(crate) async fn apply(cluster: &TestCluster, source: &str) {
     let client = cluster.client(1, Some(OPERATOR));
     client
         .call::<_, Value>(
@@ -25,7 +25,7 @@ async fn apply(cluster: &TestCluster, source: &str) {
         .expect("runbook applied");
 }
 
-async fn run(cluster: &TestCluster, runbook: &str, site: &str) -> u64 {
+pub(crate) async fn run(cluster: &TestCluster, runbook: &str, site: &str) -> u64 {
     let body = json!({ "runbook": runbook, "site": site });
     let started: Value = cluster
         .client(2, Some(OPERATOR))
@@ -44,7 +44,7 @@ async fn detail(cluster: &TestCluster, node: u64, id: u64) -> Option<Value> {
 }
 
 /// Waits until execution `id` ends, as seen from any running node, and returns its record.
-async fn wait_ended(cluster: &TestCluster, nodes: &[u64], id: u64) -> Value {
+pub(crate) async fn wait_ended(cluster: &TestCluster, nodes: &[u64], id: u64) -> Value {
     wait_until(&format!("execution {id} to end"), LONG, || async move {
         for node in nodes {
             if let Some(record) = detail(cluster, *node, id).await {
@@ -62,7 +62,7 @@ async fn wait_ended(cluster: &TestCluster, nodes: &[u64], id: u64) -> Value {
     .await
 }
 
-fn step_state<'a>(record: &'a Value, step: &str) -> &'a Value {
+pub(crate) fn step_state<'a>(record: &'a Value, step: &str) -> &'a Value {
     let steps = record["execution"]["steps"]
         .as_array()
         .into_iter()

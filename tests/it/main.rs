@@ -8,4 +8,5 @@ mod executions;
 mod executor;
 mod failover;
 mod service_failover;
+mod set_records;
 mod tidy;

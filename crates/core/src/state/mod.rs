@@ -18,15 +18,15 @@ use crate::audit::AuditChain;
 use crate::config::ClusterConfig;
 use crate::detection::{DetectionInput, Detector};
 use crate::execution::{ExecutionAbort, ExecutionStart, StepFinish, StepStart};
-use crate::id::{NodeId, PrincipalName};
+use crate::id::{NodeId, PrincipalName, ZoneName};
 use crate::routing::{RoutingChange, SafetyViolation};
-use crate::runbook::Runbook;
+use crate::runbook::{RecordValues, Runbook};
 use crate::time::Timestamp;
 
 pub use config::{ConfigState, config_digest};
 pub use detection::SiteEventRecord;
 pub use execution::ExecutionsState;
-pub use routing::RoutingState;
+pub use routing::{PIN_VALUES_MAX, RecordsRejection, RoutingState, SET_RECORDS_MAX};
 pub use runbooks::{RUNBOOK_SOURCE_MAX, RunbookVersion, runbook_content_hash};
 
 /// Longest annotation text accepted, in bytes; longer ones are rejected, not truncated.
@@ -72,6 +72,13 @@ pub enum CommandKind {
         change: RoutingChange,
         reason: String,
     },
+    /// Pin RRsets of one zone to explicit values, overriding what the routing derives, or unpin
+    /// them (a record with an empty `values` list). Pins outlive later routing changes.
+    SetRecords {
+        zone: ZoneName,
+        records: Vec<RecordValues>,
+        reason: String,
+    },
     /// A validated runbook, stored as a new version unless its text equals the latest one's.
     RunbookApplied {
         runbook: Box<Runbook>,
@@ -104,6 +111,11 @@ impl CommandKind {
             }
             CommandKind::Detection(input) => detection::summary(input),
             CommandKind::Routing { change, reason } => routing::summary(change, reason),
+            CommandKind::SetRecords {
+                zone,
+                records,
+                reason,
+            } => routing::summary_records(zone, records, reason),
             CommandKind::RunbookApplied {
                 runbook,
                 content_hash,
@@ -162,6 +174,8 @@ pub enum Rejection {
     Detection(crate::detection::Rejection),
     #[error("safety: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Safety(Vec<SafetyViolation>),
+    #[error("set_records: {0}")]
+    Records(RecordsRejection),
     #[error("runbook content hash {claimed} does not match its source ({actual})")]
     RunbookHashMismatch { claimed: String, actual: String },
     #[error("runbook source is {length} bytes, more than the {max} allowed")]
@@ -213,6 +227,9 @@ impl State {
             }
             CommandKind::Detection(input) => self.apply_detection(index, input),
             CommandKind::Routing { change, .. } => self.apply_routing(index, change),
+            CommandKind::SetRecords { zone, records, .. } => {
+                self.apply_set_records(index, zone, records)
+            }
             CommandKind::RunbookApplied {
                 runbook,
                 source,
@@ -383,6 +400,8 @@ mod tests {
     }
 }
 
+#[cfg(test)]
+mod routing_test;
 #[cfg(test)]
 mod state_test;
 #[cfg(test)]

@@ -106,7 +106,7 @@ pub fn view(replica: &Replica) -> RoutingView {
             }
         })
         .collect();
-    let answers = routing.routing.answers(config);
+    let answers = routing.answers(config);
     let zones = config
         .zones
         .iter()

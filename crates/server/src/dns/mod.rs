@@ -40,14 +40,11 @@ pub fn answers_index(state: &State) -> u64 {
     state.routing().changed_index.max(config_index)
 }
 
-/// The answers of every record under the routing in force, with the index they derive from;
-/// `None` before a configuration is replicated.
+/// The answers of every record in force (the routing's, with pinned RRsets in their place), with
+/// the index they derive from; `None` before a configuration is replicated.
 pub fn expected_answers(state: &State) -> Option<(u64, BTreeMap<RrsetKey, Rrset>)> {
     let config = &state.config()?.config;
-    Some((
-        answers_index(state),
-        state.routing().routing.answers(config),
-    ))
+    Some((answers_index(state), state.routing().answers(config)))
 }
 
 /// Whether every node serves `zone` itself, rather than an external provider.

@@ -89,10 +89,51 @@ pub async fn act(
             succeeded(json!({ "waited_ms": wait.duration.as_millis() as u64 }))
         }
         ResolvedAction::Check(condition) => check(context, condition).await,
-        ResolvedAction::SetRecords(_) => failed("set_records is not yet supported by the executor"),
+        ResolvedAction::SetRecords(set) => {
+            let reason = format!("execution {} step {step} attempt {attempt}", execution.0);
+            let command = Command {
+                time: now(),
+                actor: Actor::Node(context.node),
+                kind: CommandKind::SetRecords {
+                    zone: set.zone.clone(),
+                    records: set.records.clone(),
+                    reason,
+                },
+            };
+            match context.raft.propose(command).await {
+                Ok(applied) => match applied.outcome {
+                    Outcome::Accepted => {
+                        let pins = context.raft.read_state(|state| pins_of(state, &set.zone));
+                        succeeded(json!({ "records_index": applied.index, "pins": pins }))
+                    }
+                    Outcome::Rejected(rejection) => {
+                        failed(format!("record change refused: {rejection}"))
+                    }
+                },
+                Err(error) => failed(format!("cannot commit the record change: {error}")),
+            }
+        }
         ResolvedAction::Approval { .. } => failed("approval steps are not yet supported"),
         ResolvedAction::Haproxy { .. } => failed("haproxy steps are not yet supported"),
     }
+}
+
+/// The RRsets pinned in `zone` after a `set_records` step, as evidence.
+fn pins_of(state: &State, zone: &ZoneName) -> Vec<serde_json::Value> {
+    state
+        .routing()
+        .pins
+        .iter()
+        .filter(|(key, _)| &key.zone == zone)
+        .map(|(key, rrset)| {
+            json!({
+                "name": key.name,
+                "type": key.record_type.as_str(),
+                "ttl_s": rrset.ttl.as_secs(),
+                "values": rrset.values.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
 }
 
 /// What `verify_dns` asks of one zone, and whom: each zone is checked against its own servers.
@@ -109,7 +150,7 @@ fn verification_targets(
     services: &[ServiceId],
 ) -> Option<BTreeMap<ZoneName, Targets>> {
     let config: &ClusterConfig = &state.config()?.config;
-    let answers = state.routing().routing.answers(config);
+    let answers = state.routing().answers(config);
     let mut zones: BTreeMap<ZoneName, Targets> = BTreeMap::new();
     for service in services {
         for (zone, record) in config.records_of(service) {
