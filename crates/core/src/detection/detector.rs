@@ -449,8 +449,13 @@ impl Detector {
         if self.node_reachable(change.observer)
             && let Some(observer_site) = self.topology.node_sites.get(&change.observer)
         {
-            self.tally
-                .record_flip(observer_site, &change.endpoint, &site, change.verdict);
+            let service = self.topology.endpoint_services.get(&change.endpoint);
+            self.tally.record_flip(
+                observer_site,
+                &change.endpoint,
+                (service, &site),
+                change.verdict,
+            );
         }
         // A verdict's `since` is the observer's clock: it may start a streak later than the
         // leader's clock (a late or skewed node only lengthens the hold) but never earlier.
@@ -596,11 +601,12 @@ impl Detector {
         for (service, per_site) in &self.topology.services {
             for (site, endpoints) in per_site {
                 if let Some((only_site, endpoint)) = only
-                    && (only_site != site || !endpoints.contains(endpoint))
+                    && (only_site != site
+                        || self.topology.endpoint_services.get(endpoint) != Some(service))
                 {
                     continue;
                 }
-                let consensus = self.tallied_endpoints_consensus(site, endpoints);
+                let consensus = self.tallied_service_consensus(service, site, endpoints.len());
                 updates.push((service.clone(), site.clone(), consensus));
             }
         }
@@ -826,11 +832,12 @@ impl Detector {
         self.decide(against, agree_for)
     }
 
-    /// The consensus on `endpoints` of `target` (one service's) from the running tally.
-    fn tallied_endpoints_consensus(
+    /// The consensus on `service`'s endpoints in `target` from the running tally.
+    fn tallied_service_consensus(
         &self,
+        service: &ServiceId,
         target: &SiteId,
-        endpoints: &BTreeSet<EndpointId>,
+        endpoints_total: usize,
     ) -> Consensus {
         let (mut against, mut agree_for) = (0, 0);
         for (observer, status) in &self.sites {
@@ -840,11 +847,9 @@ impl Detector {
             {
                 continue;
             }
-            let down = endpoints
-                .iter()
-                .filter(|endpoint| self.tally.endpoint_down(observer, endpoint))
-                .count();
-            if counts_against(down, endpoints.len(), self.policy.endpoints_down_fraction) {
+            let down = self.tally.service_endpoints_down(observer, service, target);
+            let down = usize::try_from(down).unwrap_or(usize::MAX);
+            if counts_against(down, endpoints_total, self.policy.endpoints_down_fraction) {
                 against += 1;
             } else {
                 agree_for += 1;

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::id::{EndpointId, NodeId, SiteId};
+use crate::id::{EndpointId, NodeId, ServiceId, SiteId};
 
 use super::topology::Topology;
 use super::verdict::{Verdict, VerdictRecord};
@@ -25,6 +25,10 @@ pub struct Tally {
     down_endpoints: BTreeMap<SiteId, BTreeMap<SiteId, u32>>,
     /// observer site → how many of its nodes replicate.
     replicating: BTreeMap<SiteId, u32>,
+    /// observer site → service → judged site → how many of that service's endpoints there it
+    /// sees down (per-service failover).
+    #[serde(default)]
+    down_service_endpoints: BTreeMap<SiteId, BTreeMap<ServiceId, BTreeMap<SiteId, u32>>>,
 }
 
 impl Tally {
@@ -37,15 +41,19 @@ impl Tally {
             .unwrap_or(0)
     }
 
-    /// Whether a strict majority of `observer`'s replicating nodes see `endpoint` down.
-    pub fn endpoint_down(&self, observer: &SiteId, endpoint: &EndpointId) -> bool {
-        let down = self
-            .down_nodes
+    /// How many of `service`'s endpoints in `target` `observer` sees down.
+    pub fn service_endpoints_down(
+        &self,
+        observer: &SiteId,
+        service: &ServiceId,
+        target: &SiteId,
+    ) -> u32 {
+        self.down_service_endpoints
             .get(observer)
-            .and_then(|per_endpoint| per_endpoint.get(endpoint))
+            .and_then(|per_service| per_service.get(service))
+            .and_then(|per_site| per_site.get(target))
             .copied()
-            .unwrap_or(0);
-        majority(down, self.replicating(observer))
+            .unwrap_or(0)
     }
 
     /// How many of `observer`'s nodes replicate.
@@ -74,24 +82,36 @@ impl Tally {
         }
         let replicating = u32::try_from(nodes.len()).unwrap_or(u32::MAX);
         let mut down_endpoints: BTreeMap<SiteId, u32> = BTreeMap::new();
+        let mut down_service_endpoints: BTreeMap<ServiceId, BTreeMap<SiteId, u32>> =
+            BTreeMap::new();
         for (endpoint, count) in &down_nodes {
             if majority(*count, replicating)
                 && let Some(site) = topology.endpoint_sites.get(endpoint)
             {
                 *down_endpoints.entry(site.clone()).or_default() += 1;
+                if let Some(service) = topology.endpoint_services.get(endpoint) {
+                    *down_service_endpoints
+                        .entry(service.clone())
+                        .or_default()
+                        .entry(site.clone())
+                        .or_default() += 1;
+                }
             }
         }
         self.down_nodes.insert(observer.clone(), down_nodes);
         self.down_endpoints.insert(observer.clone(), down_endpoints);
+        self.down_service_endpoints
+            .insert(observer.clone(), down_service_endpoints);
         self.replicating.insert(observer.clone(), replicating);
     }
 
-    /// One replicating node of `observer` flipped its verdict on `endpoint` (in `target`).
+    /// One replicating node of `observer` flipped its verdict on `endpoint` (of `service`, in
+    /// `target`).
     pub fn record_flip(
         &mut self,
         observer: &SiteId,
         endpoint: &EndpointId,
-        target: &SiteId,
+        (service, target): (Option<&ServiceId>, &SiteId),
         verdict: Verdict,
     ) {
         let replicating = self.replicating(observer);
@@ -108,13 +128,25 @@ impl Tally {
         }
         if before != after {
             let per_site = self.down_endpoints.entry(observer.clone()).or_default();
-            let down = per_site.entry(target.clone()).or_default();
-            if after {
-                *down += 1;
-            } else {
-                *down = down.saturating_sub(1);
+            step(per_site.entry(target.clone()).or_default(), after);
+            if let Some(service) = service {
+                let per_service = self
+                    .down_service_endpoints
+                    .entry(observer.clone())
+                    .or_default();
+                let per_site = per_service.entry(service.clone()).or_default();
+                step(per_site.entry(target.clone()).or_default(), after);
             }
         }
+    }
+}
+
+/// One more endpoint seen down (`up`), or one fewer.
+fn step(count: &mut u32, up: bool) {
+    if up {
+        *count += 1;
+    } else {
+        *count = count.saturating_sub(1);
     }
 }
 

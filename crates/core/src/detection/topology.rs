@@ -26,6 +26,9 @@ pub struct Topology {
     pub endpoint_sites: BTreeMap<EndpointId, SiteId>,
     /// For each service, its endpoints in each site.
     pub services: BTreeMap<ServiceId, BTreeMap<SiteId, BTreeSet<EndpointId>>>,
+    /// The service of each endpoint.
+    #[serde(default)]
+    pub endpoint_services: BTreeMap<EndpointId, ServiceId>,
 }
 
 impl Topology {
@@ -59,6 +62,9 @@ impl Topology {
                 topology
                     .endpoint_sites
                     .insert(endpoint.id.clone(), endpoint.site.clone());
+                topology
+                    .endpoint_services
+                    .insert(endpoint.id.clone(), service.id.clone());
                 topology
                     .sites
                     .entry(endpoint.site.clone())
