@@ -191,13 +191,19 @@ impl Planner<'_> {
                         name,
                         record_type: record.record_type,
                     };
-                    self.pins.insert(
-                        key,
-                        Rrset {
-                            ttl: record.ttl,
-                            values: record.values.iter().copied().collect(),
-                        },
-                    );
+                    // As in the replicated state: an empty list removes the pin, and the routing
+                    // answers for the record again.
+                    if record.values.is_empty() {
+                        self.pins.remove(&key);
+                    } else {
+                        self.pins.insert(
+                            key,
+                            Rrset {
+                                ttl: record.ttl,
+                                values: record.values.iter().copied().collect(),
+                            },
+                        );
+                    }
                 }
                 format!(
                     "set {} record set(s) in zone {}",

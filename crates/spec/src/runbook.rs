@@ -394,7 +394,10 @@ fn read_step<'n>(
         // The language has them; the executor cannot run them until work plans and the HAProxy
         // provider exist, so a runbook using them must not be stored and fail at run time.
         cx.sink
-            .error(kind_node.pos, format!("`{kind}` steps are not yet supported"))
+            .error(
+                kind_node.pos,
+                format!("`{kind}` steps are not yet supported"),
+            )
             .hint("they arrive with the work-plan and HAProxy issues; leave the step out for now");
     }
     let path = STEP_KINDS
