@@ -1771,3 +1771,61 @@ fn service_failover_cooldown_is_per_service_in_the_site() {
         }
     );
 }
+
+#[test]
+fn a_service_failover_does_not_hold_back_a_later_loss_of_the_whole_site() {
+    let mut log = Log::with_config(config_with_api());
+    log.runbook(runbook(
+        "svc-failover",
+        vec![Trigger::ServiceUnhealthy {
+            services: Vec::new(),
+        }],
+        true,
+        vec![wait("w")],
+    ));
+    log.runbook(runbook(
+        "evacuate",
+        vec![Trigger::SiteLost { sites: Vec::new() }],
+        true,
+        vec![wait("w")],
+    ));
+    // www goes down in alpha: its per-service failover runs to its end.
+    log.verdict(2, "www/alpha/1", Verdict::Down, 10_000);
+    log.verdict(3, "www/alpha/1", Verdict::Down, 10_100);
+    log.service_transitions(12_200);
+    let starts = automatic_starts(&log.state, log.state.site_events(), Timestamp(12_300));
+    assert_eq!(starts.len(), 1, "{starts:?}");
+    log.accept(
+        Actor::Node(NodeId(2)),
+        12_300,
+        CommandKind::ExecutionStarted(starts[0].clone()),
+    );
+    let www_run = ExecutionId(log.index);
+    log.run_step(www_run, "w", 12_400, true);
+    assert_eq!(log.execution(www_run).state, ExecutionState::Succeeded);
+
+    // Minutes inside failover_cooldown, api fails too: the whole site is lost, and its
+    // evacuation must not wait for the cooldown of a single service's failover.
+    log.verdict(2, "api/alpha/1", Verdict::Down, 20_000);
+    log.verdict(3, "api/alpha/1", Verdict::Down, 20_100);
+    log.transitions(20_200);
+    log.transitions(22_200);
+    let lost = log
+        .state
+        .site_events()
+        .iter()
+        .rev()
+        .find(|record| record.event.name() == "SiteLost")
+        .map(|record| record.index)
+        .expect("alpha is lost");
+    let starts = automatic_starts(&log.state, log.state.site_events(), Timestamp(22_300));
+    let triggers: Vec<ExecutionTrigger> =
+        starts.iter().map(|start| start.trigger.clone()).collect();
+    assert!(
+        triggers.contains(&ExecutionTrigger::SiteLost {
+            site: SiteId::new("alpha"),
+            event_index: lost
+        }),
+        "{triggers:?}"
+    );
+}

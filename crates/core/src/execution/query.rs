@@ -343,7 +343,29 @@ fn check_cooldown(
             })
             .filter_map(|execution| execution.finished_at)
             .max(),
-        None => state.executions().last_automatic_end(site),
+        // A whole-site event is held back only by an earlier whole-site failover of the site
+        // (site lost, or all its services down): a single service's failover there must never
+        // delay evacuating the whole site.
+        None => state
+            .executions()
+            .iter()
+            .filter(|execution| match &execution.trigger {
+                ExecutionTrigger::SiteLost { site: other, .. } => other == site,
+                ExecutionTrigger::ServiceUnhealthy {
+                    site: other,
+                    event_index,
+                    ..
+                } => {
+                    other == site
+                        && state.site_events().iter().any(|record| {
+                            record.index == *event_index
+                                && matches!(record.event, DetectionEvent::ServicesDown(_))
+                        })
+                }
+                _ => false,
+            })
+            .filter_map(|execution| execution.finished_at)
+            .max(),
     };
     let from_executions = last_end
         .map(|ended| ended.after(cooldown))
