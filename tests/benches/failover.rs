@@ -11,10 +11,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 use switchyard_core::config::RecordType;
 use switchyard_core::routing::{Rrset, RrsetKey};
-use switchyard_tests::{ClusterOptions, HttpService, TestCluster, wait_until};
+use switchyard_tests::{ClusterOptions, TestCluster, wait_until};
 
 const RUNBOOK: &str = r#"# Benchmark fixture: evacuate www from a lost site.
 name: evacuate-site
@@ -41,31 +41,10 @@ async fn trial() -> (f64, f64) {
         with_service: true,
         ..ClusterOptions::default()
     });
-    let mut services = Vec::new();
-    for site in 1..=3 {
-        services.push(
-            HttpService::start(cluster.endpoint(site))
-                .await
-                .expect("start endpoint"),
-        );
-    }
+    let mut services = cluster.serve_endpoints().await;
     cluster.start_all();
     cluster.wait_for_leader(Duration::from_secs(30)).await;
-    let operator = cluster.client(1, Some("test-operator-token"));
-    wait_until("the runbook to apply", Duration::from_secs(30), || {
-        let operator = operator.clone();
-        async move {
-            operator
-                .call::<_, Value>(
-                    Method::POST,
-                    "/v1/runbooks",
-                    Some(&json!({ "source": RUNBOOK })),
-                )
-                .await
-                .ok()
-        }
-    })
-    .await;
+    cluster.apply_runbook(1, RUNBOOK).await;
     let admin = cluster.admin(1);
     wait_until("every site healthy", Duration::from_secs(30), || {
         let admin = admin.clone();

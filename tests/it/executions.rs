@@ -49,14 +49,7 @@ async fn cluster() -> (TestCluster, Vec<HttpService>, u64) {
         with_service: true,
         ..ClusterOptions::default()
     });
-    let mut services = Vec::new();
-    for site in 1..=3 {
-        services.push(
-            HttpService::start(cluster.endpoint(site))
-                .await
-                .expect("start the site's http service"),
-        );
-    }
+    let services = cluster.serve_endpoints().await;
     cluster.start_all();
     let leader = cluster.wait_for_leader(WAIT).await;
     // Every node has the replicated configuration once `/v1/sites` says so.

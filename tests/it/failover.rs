@@ -5,12 +5,8 @@
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use serde_json::{Value, json};
-use switchyard_tests::{
-    Bind, ClusterOptions, HttpService, TestCluster, a_records, add_bind_zone, wait_until,
-};
-
-const OPERATOR: &str = "test-operator-token";
+use serde_json::Value;
+use switchyard_tests::{Bind, ClusterOptions, TestCluster, a_records, add_bind_zone, wait_until};
 
 /// The evacuation runbook of the test cluster's `www` service.
 pub const EVACUATE: &str = r#"# Test fixture: evacuate www from a lost site; the rollback puts the site back.
@@ -26,43 +22,7 @@ rollback:
   - shift_traffic: { id: restore, services: [www], restore: "${site}" }
 "#;
 
-/// Starts a 3-node cluster with one running `www` endpoint per site and the runbook applied.
-pub async fn cluster_with_services(runbook: &str) -> (TestCluster, Vec<HttpService>) {
-    let mut cluster = TestCluster::new(ClusterOptions {
-        with_service: true,
-        ..ClusterOptions::default()
-    });
-    let mut services = Vec::new();
-    for site in 1..=3 {
-        services.push(
-            HttpService::start(cluster.endpoint(site))
-                .await
-                .expect("start www endpoint"),
-        );
-    }
-    cluster.start_all();
-    cluster.wait_for_leader(Duration::from_secs(30)).await;
-    let client = cluster.client(2, Some(OPERATOR));
-    wait_until(
-        "the runbook to be accepted",
-        Duration::from_secs(30),
-        || {
-            let client = client.clone();
-            async move {
-                client
-                    .call::<_, Value>(
-                        Method::POST,
-                        "/v1/runbooks",
-                        Some(&json!({ "source": runbook })),
-                    )
-                    .await
-                    .ok()
-            }
-        },
-    )
-    .await;
-    (cluster, services)
-}
+pub use switchyard_tests::cluster_with_services;
 
 /// Every execution the node knows, as JSON.
 pub async fn executions(cluster: &TestCluster, node: u64) -> Vec<Value> {
@@ -154,37 +114,10 @@ async fn a_lost_site_leaves_the_answers_of_a_real_bind_too() {
     std::fs::create_dir_all(&bind_dir).expect("bind dir");
     let bind = Bind::start(&bind_dir);
     add_bind_zone(&cluster, &bind);
-    let mut services = Vec::new();
-    for site in 1..=3 {
-        services.push(
-            HttpService::start(cluster.endpoint(site))
-                .await
-                .expect("start www endpoint"),
-        );
-    }
+    let mut services = cluster.serve_endpoints().await;
     cluster.start_all();
     cluster.wait_for_leader(Duration::from_secs(30)).await;
-    let runbook = EVACUATE.to_owned();
-    let client = cluster.client(2, Some(OPERATOR));
-    wait_until(
-        "the runbook to be accepted",
-        Duration::from_secs(30),
-        || {
-            let client = client.clone();
-            let runbook = runbook.clone();
-            async move {
-                client
-                    .call::<_, Value>(
-                        Method::POST,
-                        "/v1/runbooks",
-                        Some(&json!({ "source": runbook })),
-                    )
-                    .await
-                    .ok()
-            }
-        },
-    )
-    .await;
+    cluster.apply_runbook(2, EVACUATE).await;
     let all: Vec<String> = (1..=3)
         .map(|site| cluster.endpoint(site).ip().to_string())
         .collect();

@@ -7,10 +7,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 use switchyard_tests::{ClusterOptions, HttpService, TestCluster, a_records, wait_until};
-
-const OPERATOR: &str = "test-operator-token";
 
 /// Moves www away from a site where only www is unhealthy.
 const WWW_FAILOVER: &str = r#"# Test fixture: per-service failover of www.
@@ -95,25 +93,7 @@ async fn one_service_down_in_a_fine_site_fails_over_that_service_only() {
     }
     cluster.start_all();
     cluster.wait_for_leader(Duration::from_secs(30)).await;
-    let client = cluster.client(2, Some(OPERATOR));
-    wait_until(
-        "the runbook to be accepted",
-        Duration::from_secs(30),
-        || {
-            let client = client.clone();
-            async move {
-                client
-                    .call::<_, Value>(
-                        Method::POST,
-                        "/v1/runbooks",
-                        Some(&json!({ "source": WWW_FAILOVER })),
-                    )
-                    .await
-                    .ok()
-            }
-        },
-    )
-    .await;
+    cluster.apply_runbook(2, WWW_FAILOVER).await;
 
     let www_all: Vec<String> = (1..=3)
         .map(|site| cluster.endpoint(site).ip().to_string())

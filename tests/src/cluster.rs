@@ -365,3 +365,58 @@ impl Drop for TestCluster {
         }
     }
 }
+
+impl TestCluster {
+    /// Serves every site's `www` endpoint (a cluster made `with_service`), one `HttpService`
+    /// per site, site N at index N-1.
+    pub async fn serve_endpoints(&self) -> Vec<crate::HttpService> {
+        let mut services = Vec::new();
+        for site in 1..=self.endpoints.len() {
+            services.push(
+                crate::HttpService::start(self.endpoint(site))
+                    .await
+                    .expect("start the site's www endpoint"),
+            );
+        }
+        services
+    }
+
+    /// Stores a runbook through node `node` (a follower forwards it), retrying until the
+    /// replicated configuration it is validated against exists.
+    pub async fn apply_runbook(&self, node: u64, source: &str) -> serde_json::Value {
+        let client = self.client(node, Some("test-operator-token"));
+        let body = serde_json::json!({ "source": source });
+        wait_until(
+            "the runbook to be accepted",
+            Duration::from_secs(30),
+            || {
+                let client = client.clone();
+                let body = body.clone();
+                async move {
+                    client
+                        .call::<_, serde_json::Value>(
+                            reqwest::Method::POST,
+                            "/v1/runbooks",
+                            Some(&body),
+                        )
+                        .await
+                        .ok()
+                }
+            },
+        )
+        .await
+    }
+}
+
+/// A 3-node cluster `with_service`, its endpoints served, a leader elected and `runbook` stored.
+pub async fn cluster_with_services(runbook: &str) -> (TestCluster, Vec<crate::HttpService>) {
+    let mut cluster = TestCluster::new(ClusterOptions {
+        with_service: true,
+        ..ClusterOptions::default()
+    });
+    let services = cluster.serve_endpoints().await;
+    cluster.start_all();
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    cluster.apply_runbook(2, runbook).await;
+    (cluster, services)
+}

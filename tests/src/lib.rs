@@ -13,7 +13,7 @@ mod wait;
 mod webhook;
 
 pub use bind::{Bind, add_bind_zone, require};
-pub use cluster::{ClusterOptions, TestCluster};
+pub use cluster::{ClusterOptions, TestCluster, cluster_with_services};
 pub use dig::{a_records, dig, dig_program};
 pub use http_service::HttpService;
 pub use wait::{Deadline, wait_until};
