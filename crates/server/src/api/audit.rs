@@ -2,12 +2,11 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{OriginalUri, Query, State};
-use axum::http::{HeaderMap, Method};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use switchyard_api::{AuditPage, Verification};
 
-use super::respond::{ErrorResponse, from_query_rejection};
 use super::{AppState, consistent};
 use crate::auth::Caller;
 
@@ -29,6 +28,12 @@ pub struct AuditQuery {
     consistent: bool,
 }
 
+impl consistent::ReadOptions for AuditQuery {
+    fn consistent(&self) -> bool {
+        self.consistent
+    }
+}
+
 fn default_limit() -> u64 {
     100
 }
@@ -40,16 +45,10 @@ pub async fn list(
     uri: OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let query = match query {
-        Ok(Query(query)) => query,
-        Err(rejection) => return ErrorResponse(from_query_rejection(&rejection)).into_response(),
+    let query = match consistent::checked_read(&state, query, &uri.0, &headers).await {
+        Ok(query) => query,
+        Err(response) => return response,
     };
-    if query.consistent
-        && let Some(response) =
-            consistent::read_barrier(&state, Method::GET, &uri.0, &headers).await
-    {
-        return response;
-    }
     let limit = usize::try_from(query.limit.min(PAGE_LIMIT_MAX)).unwrap_or(usize::MAX);
     let page = state.raft.read_state(|machine| {
         let chain = machine.audit();

@@ -22,8 +22,8 @@ use switchyard_core::state::{Actor, CommandKind, State as Replica};
 
 use super::AppState;
 use super::respond::{ErrorResponse, from_body_rejection, parse_body};
-use super::runbooks::{commit, to_leader_first};
 use super::write::Forwardable;
+use super::write::{commit, to_leader_first};
 use crate::auth::Caller;
 use crate::clock::now;
 

@@ -9,7 +9,6 @@ use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use serde::Deserialize;
 use switchyard_api::{
     ApiError, ErrorCode, NewRoutingChange, RoutingView, RrsetAnswer, ServiceRouting, SiteWeight,
     ZoneAnswers,
@@ -19,7 +18,7 @@ use switchyard_core::routing::{RoutingChange, SafetyViolation};
 use switchyard_core::state::{CommandKind, State as Replica};
 use switchyard_providers::soa_serial;
 
-use super::respond::{ErrorResponse, from_body_rejection, from_query_rejection, parse_body};
+use super::respond::{ErrorResponse, from_body_rejection, parse_body};
 use super::{AppState, consistent, write};
 use crate::auth::Caller;
 use crate::dns::{answers_index, is_embedded};
@@ -33,31 +32,17 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/routing/changes", post(change))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReadQuery {
-    /// Confirm leadership with a quorum first, so the answer is not stale.
-    #[serde(default)]
-    consistent: bool,
-}
-
 async fn show(
     State(state): State<AppState>,
     _caller: Caller,
-    query: Result<Query<ReadQuery>, QueryRejection>,
+    query: Result<Query<consistent::ReadQuery>, QueryRejection>,
     uri: OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let query = match query {
-        Ok(Query(query)) => query,
-        Err(rejection) => return ErrorResponse(from_query_rejection(&rejection)).into_response(),
+    let _query = match consistent::checked_read(&state, query, &uri.0, &headers).await {
+        Ok(query) => query,
+        Err(response) => return response,
     };
-    if query.consistent
-        && let Some(response) =
-            consistent::read_barrier(&state, Method::GET, &uri.0, &headers).await
-    {
-        return response;
-    }
     axum::Json(state.raft.read_state(view)).into_response()
 }
 

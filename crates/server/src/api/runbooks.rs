@@ -1,10 +1,6 @@
 //! `POST /v1/runbooks`, `GET /v1/runbooks` and `GET /v1/runbooks/{name}`: runbook versions in the
 //! replicated state. A runbook is validated on the leader against the replicated configuration
 //! (the one every replica judges with), so what is stored always fits the running cluster.
-//!
-//! Also the leader-side write helpers the execution handlers share: [`to_leader_first`] hands a
-//! write to the leader before any check that reads the replica, and [`commit`] proposes and
-//! answers with a body built from the applied command.
 
 use std::path::Path;
 
@@ -15,27 +11,20 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use switchyard_api::{
     ApiError, ErrorCode, NewRunbook, RunbookApplied, RunbookDetail, RunbookDiagnostic,
     RunbookInvalid, RunbookList, RunbookSummary,
 };
 use switchyard_core::config::Role;
-use switchyard_core::id::{NodeId, RunbookId};
-use switchyard_core::state::{
-    Actor, Applied, Command, CommandKind, Outcome, RunbookVersion, State as Replica,
-    runbook_content_hash,
-};
-use switchyard_raft::{ProposeError, Role as RaftRole};
+use switchyard_core::id::RunbookId;
+use switchyard_core::state::{CommandKind, RunbookVersion, runbook_content_hash};
 use switchyard_spec::Diagnostic;
 
-use super::respond::{
-    ErrorResponse, from_body_rejection, from_propose_error, from_query_rejection, parse_body,
-};
-use super::write::Forwardable;
-use super::{AppState, forward};
+use super::AppState;
+use super::respond::{ErrorResponse, from_body_rejection, from_query_rejection, parse_body};
+use super::write::{Forwardable, commit, to_leader_first};
 use crate::auth::Caller;
-use crate::clock::now;
 
 /// File name used in diagnostics when the request names none.
 const FILE_DEFAULT: &str = "runbook.yaml";
@@ -231,81 +220,5 @@ fn summary(version: &RunbookVersion) -> RunbookSummary {
             .collect(),
         rto_ms: runbook.rto.map(switchyard_api::duration_millis),
         steps: runbook.steps.len(),
-    }
-}
-
-/// Hands a write to the leader unless this node leads: checks that read the replica (the
-/// runbook's validation, an execution's start rules) then run on the leader's replica, which
-/// is the one the command will be applied to first. `Ok` gives the request back to handle here.
-pub(super) async fn to_leader_first(
-    state: &AppState,
-    request: Forwardable,
-) -> Result<Forwardable, Response> {
-    let status = state.raft.status();
-    if status.role == RaftRole::Leader {
-        return Ok(request);
-    }
-    match status.leader {
-        Some(leader) if leader != state.node && !forward::already_forwarded(&request.headers) => {
-            Err(forward_request(state, leader, request).await)
-        }
-        leader => {
-            // No leader known, or this request was already forwarded once (two nodes disagree
-            // about who leads): answer now rather than bounce it.
-            let error = ProposeError::ForwardToLeader { leader };
-            Err(ErrorResponse(from_propose_error(&error)).into_response())
-        }
-    }
-}
-
-async fn forward_request(state: &AppState, leader: NodeId, request: Forwardable) -> Response {
-    let path = request
-        .uri
-        .path_and_query()
-        .map(|path| path.as_str())
-        .unwrap_or("/");
-    forward::to_leader(
-        state,
-        leader,
-        request.method,
-        path,
-        &request.headers,
-        request.body,
-    )
-    .await
-}
-
-/// Proposes `kind` for `caller` and answers with `accepted(replica, applied)` (read on this
-/// node's replica, which has just applied it) when the state machine accepts it, 409 with the
-/// rejection otherwise. If leadership moved in the meantime, the request goes to the new leader.
-pub(super) async fn commit<T: Serialize>(
-    state: &AppState,
-    caller: &Caller,
-    kind: CommandKind,
-    request: Forwardable,
-    accepted: impl FnOnce(&Replica, &Applied) -> T,
-) -> Response {
-    let command = Command {
-        time: now(),
-        actor: Actor::Principal(caller.name.clone()),
-        kind,
-    };
-    match state.raft.propose(command).await {
-        Ok(applied) => match &applied.outcome {
-            Outcome::Accepted => {
-                let body = state.raft.read_state(|replica| accepted(replica, &applied));
-                axum::Json(body).into_response()
-            }
-            Outcome::Rejected(rejection) => {
-                ErrorResponse(ApiError::new(ErrorCode::Rejected, rejection.to_string()))
-                    .into_response()
-            }
-        },
-        Err(ProposeError::ForwardToLeader {
-            leader: Some(leader),
-        }) if !forward::already_forwarded(&request.headers) => {
-            forward_request(state, leader, request).await
-        }
-        Err(error) => ErrorResponse(from_propose_error(&error)).into_response(),
     }
 }

@@ -5,10 +5,9 @@
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{OriginalUri, Query, State};
-use axum::http::{HeaderMap, Method};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Deserialize;
 use switchyard_api::{
     EndpointEvidence, NodeVerdict, ObserverEvidence, ServiceObserver, ServiceSiteHealth, Services,
     SiteView, Sites,
@@ -17,7 +16,6 @@ use switchyard_core::Timestamp;
 use switchyard_core::detection::{Detector, EvidenceMatrix, ServiceState, Verdict};
 use switchyard_core::id::SiteId;
 
-use super::respond::{ErrorResponse, from_query_rejection};
 use super::{AppState, consistent};
 use crate::auth::Caller;
 use crate::clock::now;
@@ -28,39 +26,14 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/services", get(services))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReadQuery {
-    /// Confirm leadership with a quorum first (a follower hands the read to the leader), so
-    /// the answer is not stale.
-    #[serde(default)]
-    consistent: bool,
-}
-
-/// `None` when this node may answer from its replica now; otherwise the response to send.
-async fn barrier(
-    state: &AppState,
-    query: Result<Query<ReadQuery>, QueryRejection>,
-    uri: &OriginalUri,
-    headers: &HeaderMap,
-) -> Option<Response> {
-    match query {
-        Err(rejection) => Some(ErrorResponse(from_query_rejection(&rejection)).into_response()),
-        Ok(Query(query)) if query.consistent => {
-            consistent::read_barrier(state, Method::GET, &uri.0, headers).await
-        }
-        Ok(_) => None,
-    }
-}
-
 async fn sites(
     State(state): State<AppState>,
     _caller: Caller,
-    query: Result<Query<ReadQuery>, QueryRejection>,
+    query: Result<Query<consistent::ReadQuery>, QueryRejection>,
     uri: OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(response) = barrier(&state, query, &uri, &headers).await {
+    if let Err(response) = consistent::checked_read(&state, query, &uri.0, &headers).await {
         return response;
     }
     let at = now();
@@ -82,11 +55,11 @@ async fn sites(
 async fn services(
     State(state): State<AppState>,
     _caller: Caller,
-    query: Result<Query<ReadQuery>, QueryRejection>,
+    query: Result<Query<consistent::ReadQuery>, QueryRejection>,
     uri: OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(response) = barrier(&state, query, &uri, &headers).await {
+    if let Err(response) = consistent::checked_read(&state, query, &uri.0, &headers).await {
         return response;
     }
     let services = state.raft.read_state(|replica| Services {

@@ -2,14 +2,12 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{OriginalUri, Query, State};
-use axum::http::{HeaderMap, Method};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use switchyard_api::{Health, LeaderInfo, Member, Role, Status};
 use switchyard_core::id::NodeId;
 use switchyard_raft::Role as RaftRole;
 
-use super::respond::{ErrorResponse, from_query_rejection};
 use super::{AppState, consistent};
 use crate::auth::Caller;
 
@@ -20,31 +18,17 @@ pub async fn health(State(state): State<AppState>) -> axum::Json<Health> {
     })
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReadQuery {
-    /// Confirm leadership with a quorum first, so the answer is not stale.
-    #[serde(default)]
-    consistent: bool,
-}
-
 pub async fn status(
     State(state): State<AppState>,
     _caller: Caller,
-    query: Result<Query<ReadQuery>, QueryRejection>,
+    query: Result<Query<consistent::ReadQuery>, QueryRejection>,
     uri: OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let query = match query {
-        Ok(Query(query)) => query,
-        Err(rejection) => return ErrorResponse(from_query_rejection(&rejection)).into_response(),
+    let _query = match consistent::checked_read(&state, query, &uri.0, &headers).await {
+        Ok(query) => query,
+        Err(response) => return response,
     };
-    if query.consistent
-        && let Some(response) =
-            consistent::read_barrier(&state, Method::GET, &uri.0, &headers).await
-    {
-        return response;
-    }
     axum::Json(current(&state)).into_response()
 }
 
