@@ -126,7 +126,23 @@ impl Routing {
                 violations.push(violation);
             }
         }
-        violations.extend(next.violations(config, lost, services));
+        // Never route to a lost site: a change may not name one as a site to put (or keep) in
+        // rotation. Moving away from one site while another lost site is still in rotation is
+        // allowed, so two sites lost at once can be evacuated one after the other.
+        let named: &[SiteId] = match change {
+            RoutingChange::AwayFrom { .. } => &[],
+            RoutingChange::Restore { site, .. } => std::slice::from_ref(site),
+            RoutingChange::To { sites, .. } => sites,
+        };
+        for site in named.iter().filter(|site| lost.contains(*site)) {
+            for service in services {
+                violations.push(SafetyViolation::LostSite {
+                    service: service.clone(),
+                    site: site.clone(),
+                });
+            }
+        }
+        violations.extend(next.violations(config, services));
         if violations.is_empty() {
             Ok(next)
         } else {
@@ -134,23 +150,16 @@ impl Routing {
         }
     }
 
-    /// The safety rules, checked for `services`: enough sites in rotation unless every record of
-    /// the service is fail-closed, and no lost site in rotation.
+    /// The rule on how many sites stay in rotation, checked for `services`: enough of them unless
+    /// every record of the service is fail-closed.
     pub fn violations(
         &self,
         config: &ClusterConfig,
-        lost: &BTreeSet<SiteId>,
         services: &[ServiceId],
     ) -> Vec<SafetyViolation> {
         let mut violations = Vec::new();
         for service in services {
             let sites = self.sites_of(service);
-            for site in sites.intersection(lost) {
-                violations.push(SafetyViolation::LostSite {
-                    service: service.clone(),
-                    site: site.clone(),
-                });
-            }
             let fail_closed = config
                 .records_of(service)
                 .all(|(_, record)| record.fail_mode == Some(FailMode::Closed))
@@ -307,6 +316,41 @@ mod tests {
             refused[0]
                 .to_string()
                 .starts_with("rule never_route_to_lost_site")
+        );
+    }
+
+    #[test]
+    fn two_sites_lost_at_once_are_evacuated_one_after_the_other() {
+        let config = config();
+        let www = ServiceId::new("www");
+        let lost = BTreeSet::from([SiteId::new("alpha"), SiteId::new("beta")]);
+        let away = |site: &str| RoutingChange::AwayFrom {
+            services: vec![www.clone()],
+            site: SiteId::new(site),
+        };
+        let first = Routing::initial(&config)
+            .with_change(&config, &away("alpha"), &lost)
+            .expect("away from alpha");
+        let second = first
+            .with_change(&config, &away("beta"), &lost)
+            .expect("then away from beta");
+        assert_eq!(
+            second.sites_of(&www),
+            BTreeSet::from([SiteId::new("gamma")])
+        );
+        let to_lost = RoutingChange::To {
+            services: vec![www.clone()],
+            sites: vec![SiteId::new("beta"), SiteId::new("gamma")],
+        };
+        let refused = second
+            .with_change(&config, &to_lost, &lost)
+            .expect_err("beta is lost");
+        assert_eq!(
+            refused,
+            vec![SafetyViolation::LostSite {
+                service: www,
+                site: SiteId::new("beta")
+            }]
         );
     }
 

@@ -43,7 +43,7 @@ pub const HEADER_TO: &str = "x-switchyard-to";
 pub const HEADER_NODE: &str = "x-switchyard-node";
 
 /// Largest append-entries or vote body accepted.
-const RPC_BODY_MAX: usize = 16 * 1024 * 1024;
+const RPC_BODY_MAX: usize = 64 * 1024 * 1024;
 /// Largest snapshot chunk body accepted; snapshots travel in chunks, but one chunk may be large.
 const SNAPSHOT_BODY_MAX: usize = 256 * 1024 * 1024;
 /// Deadline for a bootstrap probe.

@@ -126,6 +126,10 @@ fn raft_config(cluster: &ClusterConfig) -> Result<Config, RaftError> {
         // Keep a little log after each snapshot so a briefly lagging follower catches up from
         // the log rather than a full snapshot.
         max_in_snapshot_log_to_keep: timings.snapshot_every / 4,
+        // An entry can be large (a runbook with its source, a configuration): a batch of this
+        // many must fit the node-to-node body limit (`network::RPC_BODY_MAX`), or a lagging
+        // follower would refuse the same oversized batch forever.
+        max_payload_entries: 32,
         ..Config::default()
     };
     Ok(config.validate()?)

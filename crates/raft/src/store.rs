@@ -219,11 +219,24 @@ impl Store {
         meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
         data: &[u8],
     ) -> StorageResult<()> {
+        let last_log_id = meta.last_log_id;
         let meta = encode(meta);
         blocking(|| {
             let txn = self.db.begin_write().map_err(write_err)?;
             {
                 let mut table = txn.open_table(SNAPSHOT).map_err(write_err)?;
+                // A snapshot build runs beside the state machine: one that started before a
+                // newer snapshot was installed finishes after it, and must not replace it (the
+                // log before the installed one is gone, so the node could not restart).
+                let stored: Option<Meta> = match table.get(KEY_SNAPSHOT_META).map_err(write_err)? {
+                    Some(stored) => {
+                        Some(serde_json::from_slice(stored.value()).map_err(decode_err)?)
+                    }
+                    None => None,
+                };
+                if stored.is_some_and(|stored| stored.last_log_id >= last_log_id) {
+                    return Ok(());
+                }
                 table
                     .insert(KEY_SNAPSHOT_META, meta.as_slice())
                     .map_err(write_err)?;
@@ -532,5 +545,41 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             meta,
             snapshot: Box::new(Cursor::new(data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, LogId, StoredMembership};
+
+    use super::*;
+
+    fn meta(index: u64) -> Meta {
+        SnapshotMeta {
+            last_log_id: Some(LogId::new(CommittedLeaderId::new(1, 1), index)),
+            last_membership: StoredMembership::default(),
+            snapshot_id: format!("snapshot-{index}"),
+        }
+    }
+
+    #[test]
+    fn an_older_snapshot_never_replaces_a_newer_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("raft.redb")).expect("open store");
+        store
+            .write_snapshot(&meta(500), b"newer")
+            .expect("install the newer snapshot");
+        // A build that started before the install finishes after it.
+        store
+            .write_snapshot(&meta(100), b"older")
+            .expect("a late build is not an error");
+        let (stored, data) = store.read_snapshot().expect("read").expect("a snapshot");
+        assert_eq!(stored.snapshot_id, "snapshot-500");
+        assert_eq!(data, b"newer");
+        store
+            .write_snapshot(&meta(600), b"newest")
+            .expect("a newer one replaces it");
+        let (stored, _) = store.read_snapshot().expect("read").expect("a snapshot");
+        assert_eq!(stored.snapshot_id, "snapshot-600");
     }
 }

@@ -14,6 +14,8 @@ use switchyard_core::routing::{Rrset, RrsetKey};
 use switchyard_core::runbook::SiteStateName;
 use switchyard_core::state::{Actor, Command, CommandKind, Outcome, State};
 
+use switchyard_core::Timestamp;
+
 use crate::clock::{now, timestamp};
 use crate::dns;
 use crate::node::NodeContext;
@@ -37,15 +39,29 @@ fn succeeded(evidence: serde_json::Value) -> StepOutcome {
     }
 }
 
+/// Which attempt of which step is acting.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    pub execution: ExecutionId,
+    pub step: &'a StepId,
+    pub number: u32,
+    /// When the step's first intent was committed (by this leader or an earlier one).
+    pub first_intent: Timestamp,
+}
+
 pub async fn act(
     context: &NodeContext,
     http: &reqwest::Client,
-    execution: ExecutionId,
-    step: &StepId,
-    attempt: u32,
+    current: Attempt<'_>,
     action: &ResolvedAction,
     budget: Duration,
 ) -> StepOutcome {
+    let Attempt {
+        execution,
+        step,
+        number: attempt,
+        first_intent,
+    } = current;
     match action {
         ResolvedAction::ShiftTraffic(change) => {
             let reason = format!("execution {} step {step} attempt {attempt}", execution.0);
@@ -85,7 +101,8 @@ pub async fn act(
             .await
         }
         ResolvedAction::Wait(wait) => {
-            tokio::time::sleep(wait.duration).await;
+            let elapsed = now().since(first_intent);
+            tokio::time::sleep(wait.duration.saturating_sub(elapsed)).await;
             succeeded(json!({ "waited_ms": wait.duration.as_millis() as u64 }))
         }
         ResolvedAction::Check(condition) => check(context, condition).await,

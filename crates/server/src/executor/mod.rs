@@ -10,8 +10,8 @@
 mod action;
 mod step;
 
-use std::collections::BTreeSet;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
 use switchyard_core::execution::{ExecutionId, automatic_starts, runnable};
@@ -33,30 +33,41 @@ pub fn spawn(context: &NodeContext, tasks: &mut JoinSet<anyhow::Result<()>>) {
 /// A step this leader is acting on, so that one tick does not start it twice.
 type InFlight = (ExecutionId, StepId, u32);
 
+/// How long a refused or failed automatic start waits before it is proposed again: the event
+/// may still be current later (a lock is released, a leader settles), and retrying every tick
+/// would fill the audit chain with refusals.
+const START_RETRY_INTERVAL: Duration = Duration::from_secs(2);
+
 async fn run(context: NodeContext) {
     let mut applied = context.raft.subscribe_applied();
     let mut tick = tokio::time::interval(TICK_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let http = step::webhook_client();
-    let mut steps: JoinSet<InFlight> = JoinSet::new();
-    let mut in_flight: BTreeSet<InFlight> = BTreeSet::new();
-    let mut proposed_starts: BTreeSet<String> = BTreeSet::new();
+    let mut steps: JoinSet<()> = JoinSet::new();
+    // Keyed by task id, so that a task that panicked still frees its step.
+    let mut in_flight: HashMap<tokio::task::Id, InFlight> = HashMap::new();
+    let mut start_retry_at: HashMap<String, Instant> = HashMap::new();
     loop {
         tokio::select! {
             () = context.shutdown.cancelled() => break,
             _ = tick.tick() => {}
             changed = applied.changed() => if changed.is_err() { break },
-            Some(done) = steps.join_next() => {
-                if let Ok(done) = done {
-                    in_flight.remove(&done);
-                }
+            Some(done) = steps.join_next_with_id() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(error) => {
+                        tracing::error!(%error, "a step task failed; the step will be resumed");
+                        error.id()
+                    }
+                };
+                in_flight.remove(&id);
                 continue;
             }
         }
         let status = context.raft.status();
         if status.role != Role::Leader {
             // A deposed leader's step tasks notice at their next commit and stop on their own.
-            proposed_starts.clear();
+            start_retry_at.clear();
             continue;
         }
         let term = status.term;
@@ -65,11 +76,14 @@ async fn run(context: NodeContext) {
             .raft
             .read_state(|state| automatic_starts(state, state.site_events(), at));
         for start in starts {
-            // One proposal per trigger per leadership: a refusal at apply is final for it.
-            let key = format!("{term}:{:?}", start.trigger);
-            if !proposed_starts.insert(key) {
+            let key = format!("{term}:{:?}:{}", start.trigger, start.runbook);
+            if start_retry_at
+                .get(&key)
+                .is_some_and(|retry_at| Instant::now() < *retry_at)
+            {
                 continue;
             }
+            start_retry_at.insert(key, Instant::now() + START_RETRY_INTERVAL);
             let runbook = start.runbook.clone();
             let command = Command {
                 time: at,
@@ -81,10 +95,10 @@ async fn run(context: NodeContext) {
                     tracing::info!(execution = applied.index, %runbook, "automatic execution started");
                 }
                 Ok(applied) => {
-                    tracing::warn!(%runbook, outcome = ?applied.outcome, "automatic start refused")
+                    tracing::warn!(%runbook, outcome = ?applied.outcome, "automatic start refused; retrying later if still current")
                 }
                 Err(error) => {
-                    tracing::warn!(%runbook, %error, "cannot start an automatic execution")
+                    tracing::warn!(%runbook, %error, "cannot start an automatic execution; retrying later")
                 }
             }
         }
@@ -94,7 +108,7 @@ async fn run(context: NodeContext) {
                 runnable.step.id.clone(),
                 runnable.attempt,
             );
-            if runnable.intent_term == Some(term) || in_flight.contains(&key) {
+            if in_flight.values().any(|acting| *acting == key) {
                 continue;
             }
             if runnable
@@ -103,17 +117,19 @@ async fn run(context: NodeContext) {
             {
                 continue;
             }
-            in_flight.insert(key.clone());
+            // An intent of this very term with no task acting on it means this leader's task
+            // gave up (a timeout, a lost quorum that came back, a panic): act again on that
+            // intent rather than leave the step running until the next election.
+            let intent_committed = runnable.intent_term == Some(term);
             let task = step::StepTask {
                 context: context.clone(),
                 runnable,
                 term,
                 http: http.clone(),
+                intent_committed,
             };
-            steps.spawn(async move {
-                task.run().await;
-                key
-            });
+            let handle = steps.spawn(task.run());
+            in_flight.insert(handle.id(), key);
         }
     }
     steps.shutdown().await;

@@ -3,8 +3,12 @@
 use std::time::Duration;
 
 use switchyard_core::Timestamp;
-use switchyard_core::execution::{Runnable, StepFinish, StepOutcome, StepStart, resolve_step};
-use switchyard_core::state::{Actor, Command, CommandKind, Outcome};
+use switchyard_core::execution::{
+    ExecutionId, Runnable, StepFinish, StepOutcome, StepStart, resolve_step,
+};
+use switchyard_core::id::StepId;
+use switchyard_core::plan::ResolvedAction;
+use switchyard_core::state::{Actor, Command, CommandKind, Outcome, State};
 
 use super::action;
 use crate::clock::now;
@@ -29,6 +33,9 @@ pub struct StepTask {
     /// This leader's term: the intent and the outcome carry it.
     pub term: u64,
     pub http: reqwest::Client,
+    /// This leader already committed the intent in its term; its task ended without an
+    /// outcome, so this one acts on that intent without committing another.
+    pub intent_committed: bool,
 }
 
 impl StepTask {
@@ -45,18 +52,20 @@ impl StepTask {
             term: self.term,
             at: started,
         };
-        match raft
-            .propose(self.command(CommandKind::StepStarted(intent)))
-            .await
-        {
-            Ok(applied) if applied.outcome == Outcome::Accepted => {}
-            Ok(applied) => {
-                tracing::debug!(%execution, %step, outcome = ?applied.outcome, "step intent refused");
-                return;
-            }
-            Err(error) => {
-                tracing::debug!(%execution, %step, %error, "cannot commit the step intent");
-                return;
+        if !self.intent_committed {
+            match raft
+                .propose(self.command(CommandKind::StepStarted(intent)))
+                .await
+            {
+                Ok(applied) if applied.outcome == Outcome::Accepted => {}
+                Ok(applied) => {
+                    tracing::debug!(%execution, %step, outcome = ?applied.outcome, "step intent refused");
+                    return;
+                }
+                Err(error) => {
+                    tracing::debug!(%execution, %step, %error, "cannot commit the step intent");
+                    return;
+                }
             }
         }
         // A leader that lost a majority between the intent and the action must not act.
@@ -76,24 +85,43 @@ impl StepTask {
                     .unwrap_or_else(|| started.after(resolved.definition.timeout));
                 let budget = until(deadline).min(ATTEMPT_TIMEOUT_MAX);
                 tracing::info!(%execution, %step, attempt = runnable.attempt, kind = resolved.definition.action.kind(), "step started");
+                // A resumed step keeps its pace: a wait ends where it would have ended had
+                // the first intent's leader finished it.
+                let first_intent = raft
+                    .read_state(|state| first_intent_at(state, execution, &step))
+                    .unwrap_or(started);
                 let acting = action::act(
                     &self.context,
                     &self.http,
-                    execution,
-                    &step,
-                    runnable.attempt,
+                    action::Attempt {
+                        execution,
+                        step: &step,
+                        number: runnable.attempt,
+                        first_intent,
+                    },
                     &resolved.action,
                     budget,
                 );
-                match tokio::time::timeout(budget, acting).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => StepOutcome::Failed {
-                        error: format!(
-                            "step timed out after {}",
-                            humantime::format_duration(resolved.definition.timeout)
-                        ),
-                        evidence: serde_json::Value::Null,
-                    },
+                // A change committed through Raft is not cut short: dropping its proposal would
+                // not withdraw it, and the step would report failed while the change is in
+                // force. The proposal has its own commit timeout.
+                let bounded = !matches!(
+                    resolved.action,
+                    ResolvedAction::ShiftTraffic(_) | ResolvedAction::SetRecords(_)
+                );
+                if bounded {
+                    match tokio::time::timeout(budget, acting).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => StepOutcome::Failed {
+                            error: format!(
+                                "step timed out after {}",
+                                humantime::format_duration(resolved.definition.timeout)
+                            ),
+                            evidence: serde_json::Value::Null,
+                        },
+                    }
+                } else {
+                    acting.await
                 }
             }
         };
@@ -129,6 +157,17 @@ impl StepTask {
             kind,
         }
     }
+}
+
+/// When the first attempt's first intent of `step` was committed, if it was.
+fn first_intent_at(state: &State, execution: ExecutionId, step: &StepId) -> Option<Timestamp> {
+    let record = state.execution(execution)?;
+    let step = record
+        .steps
+        .iter()
+        .chain(&record.rollback)
+        .find(|candidate| &candidate.id == step)?;
+    Some(step.attempts.first()?.intents.first()?.at)
 }
 
 /// How long until `deadline`, zero if it has passed.
