@@ -137,15 +137,19 @@ impl Store {
         value: &T,
         durability: Durability,
     ) -> StorageResult<()> {
-        let mut txn = self.db.begin_write().map_err(write_err)?;
-        txn.set_durability(durability).map_err(write_err)?;
-        {
-            let mut table = txn.open_table(META).map_err(write_err)?;
-            table
-                .insert(key, encode(value).as_slice())
-                .map_err(write_err)?;
-        }
-        txn.commit().map_err(write_err)
+        // Waits for redb's single writer (a snapshot write may hold it) and, for durable
+        // writes, for the disk: off the async workers' backs.
+        blocking(|| {
+            let mut txn = self.db.begin_write().map_err(write_err)?;
+            txn.set_durability(durability).map_err(write_err)?;
+            {
+                let mut table = txn.open_table(META).map_err(write_err)?;
+                table
+                    .insert(key, encode(value).as_slice())
+                    .map_err(write_err)?;
+            }
+            txn.commit().map_err(write_err)
+        })
     }
 
     /// The stored cluster identity, if this data dir was ever started.
@@ -343,14 +347,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
-        let txn = self.store.db.begin_write().map_err(write_err)?;
-        {
-            let mut table = txn.open_table(LOG).map_err(write_err)?;
-            table
-                .retain_in(log_id.index.., |_, _| false)
-                .map_err(write_err)?;
-        }
-        txn.commit().map_err(write_err)
+        blocking(|| {
+            let txn = self.store.db.begin_write().map_err(write_err)?;
+            {
+                let mut table = txn.open_table(LOG).map_err(write_err)?;
+                table
+                    .retain_in(log_id.index.., |_, _| false)
+                    .map_err(write_err)?;
+            }
+            txn.commit().map_err(write_err)
+        })
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> StorageResult<()> {
