@@ -56,7 +56,7 @@ impl State {
                 for event in events {
                     if let Some(transition) = event.transition() {
                         self.routing
-                            .note_site_state(&transition.site, transition.to);
+                            .note_site_state(index, &transition.site, transition.to);
                     }
                     self.site_events.push(SiteEventRecord { index, event });
                 }

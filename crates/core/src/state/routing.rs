@@ -2,6 +2,7 @@
 //! rules, and the answers in force that every DNS server and verification use.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -58,22 +59,42 @@ mod pin_list {
 }
 
 impl RoutingState {
-    pub(super) fn note_site_state(&mut self, site: &SiteId, state: SiteState) {
-        if state == SiteState::Lost {
-            self.lost.insert(site.clone());
+    pub(super) fn note_site_state(&mut self, index: u64, site: &SiteId, state: SiteState) {
+        let changed = if state == SiteState::Lost {
+            self.lost.insert(site.clone())
         } else {
-            self.lost.remove(site);
+            self.lost.remove(site)
+        };
+        // Pins drop a lost site's addresses (see `answers`), so with pins the answers, and the
+        // serial that tells servers to reload, move with the lost sites.
+        if changed && !self.pins.is_empty() {
+            self.changed_index = index;
         }
     }
 
     /// The answers in force for every record of every zone: what the routing derives, with each
     /// pinned RRset in place of the derived one. A pin whose record is no longer in `config` is
     /// not served. Every DNS server, provider push and verification reads answers from here.
+    ///
+    /// Never route to a lost site holds for pins too: a pinned address of an endpoint in a lost
+    /// site is left out, and a pin left with no address gives way to the routing.
     pub fn answers(&self, config: &ClusterConfig) -> BTreeMap<RrsetKey, Rrset> {
         let mut answers = self.routing.answers(config);
+        let lost_addresses: BTreeSet<IpAddr> = config
+            .services
+            .iter()
+            .flat_map(|service| service.endpoints.iter())
+            .filter(|endpoint| self.lost.contains(&endpoint.site))
+            .map(|endpoint| endpoint.address)
+            .collect();
         for (key, pin) in &self.pins {
-            if let Some(answer) = answers.get_mut(key) {
-                *answer = pin.clone();
+            let values: BTreeSet<IpAddr> =
+                pin.values.difference(&lost_addresses).copied().collect();
+            if let (Some(answer), false) = (answers.get_mut(key), values.is_empty()) {
+                *answer = Rrset {
+                    ttl: pin.ttl,
+                    values,
+                };
             }
         }
         answers
@@ -105,7 +126,7 @@ pub enum RecordsRejection {
     ValueTypeMismatch {
         name: String,
         record_type: RecordType,
-        value: std::net::IpAddr,
+        value: IpAddr,
     },
     #[error("record `{name}` lists {count} values, more than the {max} allowed")]
     TooManyValues {

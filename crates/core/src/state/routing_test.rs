@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::config::RecordType;
+use crate::detection::SiteState;
 use crate::id::{ServiceId, SiteId};
 use crate::routing::{Routing, RoutingChange};
 use crate::state::test_config;
@@ -306,4 +307,35 @@ fn a_pin_whose_record_left_the_configuration_is_not_served() {
     config.zones[0].records.clear();
     let answers = state.routing().answers(&config);
     assert!(answers.is_empty(), "{answers:?}");
+}
+
+#[test]
+fn a_pinned_address_of_a_lost_site_is_never_served() {
+    let mut state = configured();
+    let pin = set(
+        "test.example.",
+        vec![record("www", RecordType::A, &["127.0.1.1", "127.0.2.1"])],
+    );
+    assert_eq!(state.apply(2, 1, &command(pin)).outcome, Outcome::Accepted);
+    assert_eq!(
+        www(&state).0,
+        vec!["127.0.1.1".to_owned(), "127.0.2.1".to_owned()]
+    );
+
+    // alpha (127.0.1.1) is lost: the pin keeps only beta, and the serial moves so servers reload.
+    state
+        .routing
+        .note_site_state(7, &SiteId::new("alpha"), SiteState::Lost);
+    assert_eq!(www(&state).0, vec!["127.0.2.1".to_owned()]);
+    assert_eq!(state.routing().changed_index, 7);
+
+    // beta is lost too: nothing of the pin is left, so the routing answers again.
+    state
+        .routing
+        .note_site_state(8, &SiteId::new("beta"), SiteState::Lost);
+    assert_eq!(
+        www(&state).0.len(),
+        3,
+        "the routing itself was never changed"
+    );
 }
