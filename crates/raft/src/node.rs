@@ -121,7 +121,10 @@ fn raft_config(cluster: &ClusterConfig) -> Result<Config, RaftError> {
         election_timeout_min: millis(timings.election_timeout_min),
         election_timeout_max: millis(timings.election_timeout_max),
         // A snapshot chunk may cross a WAN link: give it as long as an election may take.
-        install_snapshot_timeout: millis(timings.election_timeout_max).max(200),
+        // A chunk's answer waits for the install when it is the last one (decode the state and
+        // sync it to disk): an election timeout is too short for a large state on a slow link,
+        // and a chunk that always times out would restart the transfer forever.
+        install_snapshot_timeout: millis(timings.election_timeout_max).max(30_000),
         snapshot_policy: SnapshotPolicy::LogsSinceLast(timings.snapshot_every),
         // Keep a little log after each snapshot so a briefly lagging follower catches up from
         // the log rather than a full snapshot.
