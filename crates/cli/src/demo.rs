@@ -589,8 +589,14 @@ impl Demo {
             self.config.nodes[0].api_addr
         );
         println!("     switchyard status");
-        println!("     switchyard annotate \"hello from the demo\"");
-        println!("     switchyard audit list");
+        println!("     switchyard executions list");
+        println!("     switchyard run evacuate-site --site beta --drill --wait");
+        println!(
+            "     switchyard dns check --config {}",
+            self.config_path.display()
+        );
+        println!("     switchyard run failback-site --site beta --wait");
+        println!("     switchyard audit verify");
         println!(
             "     curl -H 'Authorization: Bearer demo-viewer-token' http://{}/v1/status",
             self.config.nodes[0].api_addr
