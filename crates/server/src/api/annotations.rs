@@ -9,7 +9,7 @@ use switchyard_api::NewAnnotation;
 use switchyard_core::config::Role;
 use switchyard_core::state::CommandKind;
 
-use super::respond::{ErrorResponse, from_body_rejection, parse_body};
+use super::respond::{ErrorResponse, authorized_body};
 use super::{AppState, write};
 use crate::auth::Caller;
 
@@ -20,10 +20,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let parsed = caller
-        .require(&[Role::Operator, Role::Approver])
-        .and_then(|()| body.map_err(|rejection| from_body_rejection(&rejection)))
-        .and_then(|body| parse_body::<NewAnnotation>(&body).map(|annotation| (annotation, body)));
+    let parsed = authorized_body::<NewAnnotation>(&caller, &[Role::Operator, Role::Approver], body);
     let (annotation, body) = match parsed {
         Ok(parsed) => parsed,
         Err(error) => return ErrorResponse(error).into_response(),

@@ -21,7 +21,7 @@ use switchyard_core::execution::{
 use switchyard_core::state::{Actor, CommandKind, State as Replica};
 
 use super::AppState;
-use super::respond::{ErrorResponse, from_body_rejection, parse_body};
+use super::respond::{ErrorResponse, authorized_body, from_body_rejection};
 use super::write::Forwardable;
 use super::write::{commit, to_leader_first};
 use crate::auth::Caller;
@@ -46,10 +46,7 @@ async fn start(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let parsed = caller
-        .require(&[Role::Operator])
-        .and_then(|()| body.map_err(|rejection| from_body_rejection(&rejection)))
-        .and_then(|body| parse_body::<NewExecution>(&body).map(|request| (request, body)))
+    let parsed = authorized_body::<NewExecution>(&caller, &[Role::Operator], body)
         .and_then(|(request, body)| check_parameters(&request).map(|()| (request, body)));
     let (request, body) = match parsed {
         Ok(parsed) => parsed,

@@ -71,3 +71,17 @@ pub fn from_propose_error(error: &ProposeError) -> ApiError {
         _ => ApiError::new(ErrorCode::Internal, format!("raft: {error}")),
     }
 }
+
+/// The common start of every write: the caller must hold one of `roles`, and the body must be
+/// within the limit and parse as `T` (unknown fields refused). The raw body comes back too, so
+/// the request can be forwarded to the leader as it came.
+pub fn authorized_body<T: serde::de::DeserializeOwned>(
+    caller: &crate::auth::Caller,
+    roles: &[switchyard_core::config::Role],
+    body: Result<bytes::Bytes, BytesRejection>,
+) -> Result<(T, bytes::Bytes), ApiError> {
+    caller.require(roles)?;
+    let body = body.map_err(|rejection| from_body_rejection(&rejection))?;
+    let parsed = parse_body::<T>(&body)?;
+    Ok((parsed, body))
+}

@@ -18,7 +18,7 @@ use switchyard_core::routing::{RoutingChange, SafetyViolation};
 use switchyard_core::state::{CommandKind, State as Replica};
 use switchyard_providers::soa_serial;
 
-use super::respond::{ErrorResponse, from_body_rejection, parse_body};
+use super::respond::{ErrorResponse, authorized_body};
 use super::{AppState, consistent, write};
 use crate::auth::Caller;
 use crate::dns::{answers_index, is_embedded};
@@ -130,10 +130,7 @@ async fn change(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let parsed = caller
-        .require(&[Role::Operator])
-        .and_then(|()| body.map_err(|rejection| from_body_rejection(&rejection)))
-        .and_then(|body| parse_body::<NewRoutingChange>(&body).map(|request| (request, body)))
+    let parsed = authorized_body::<NewRoutingChange>(&caller, &[Role::Operator], body)
         .and_then(|(request, body)| check_reason(&request.reason).map(|()| (request, body)));
     let (request, body) = match parsed {
         Ok(parsed) => parsed,

@@ -22,7 +22,7 @@ use switchyard_core::state::{CommandKind, RunbookVersion, runbook_content_hash};
 use switchyard_spec::Diagnostic;
 
 use super::AppState;
-use super::respond::{ErrorResponse, from_body_rejection, from_query_rejection, parse_body};
+use super::respond::{ErrorResponse, authorized_body, from_query_rejection};
 use super::write::{Forwardable, commit, to_leader_first};
 use crate::auth::Caller;
 
@@ -42,10 +42,7 @@ async fn apply(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let parsed = caller
-        .require(&[Role::Operator])
-        .and_then(|()| body.map_err(|rejection| from_body_rejection(&rejection)))
-        .and_then(|body| parse_body::<NewRunbook>(&body).map(|request| (request, body)));
+    let parsed = authorized_body::<NewRunbook>(&caller, &[Role::Operator], body);
     let (request, body) = match parsed {
         Ok(parsed) => parsed,
         Err(error) => return ErrorResponse(error).into_response(),
